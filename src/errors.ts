@@ -1,0 +1,103 @@
+/**
+ * Typed errors. Every error the library raises is a LockError with a stable
+ * `code` that callers can switch on; messages say what to do about it.
+ */
+
+import type { NodeOutcome } from './quorum.js';
+
+/** Stable error codes. */
+export type LockErrorCode =
+  | 'ERR_LOCK_TAKEN'
+  | 'ERR_LOCK_QUORUM'
+  | 'ERR_LOCK_ACQUIRE_TIMEOUT'
+  | 'ERR_LOCK_LOST'
+  | 'ERR_LOCK_INVALID_ARGUMENT'
+  | 'ERR_LOCK_CLOSED';
+
+/** Base class of every error quorumlock raises. */
+export class LockError extends Error {
+  /** Stable, machine-readable error code. */
+  readonly code: LockErrorCode;
+
+  constructor(code: LockErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** The lock is held by another holder. */
+export class LockTakenError extends LockError {
+  /** The holder's remaining time to live in ms on a quorum of nodes, when known. */
+  readonly holderTtl: number | undefined;
+  /** Per-node outcomes of the round that found the lock taken. */
+  readonly nodes: readonly NodeOutcome[];
+
+  constructor(resources: readonly string[], holderTtl: number | undefined, nodes: readonly NodeOutcome[]) {
+    const ttl = holderTtl === undefined ? '' : ` for about ${Math.round(holderTtl)} ms more`;
+    super('ERR_LOCK_TAKEN', `lock on ${describe(resources)} is held by another holder${ttl}`);
+    this.holderTtl = holderTtl;
+    this.nodes = nodes;
+  }
+}
+
+/** Too many nodes failed or timed out for a quorum to be reached. */
+export class QuorumError extends LockError {
+  /** Per-node outcomes, with the cause of each failure. */
+  readonly nodes: readonly NodeOutcome[];
+
+  constructor(operation: string, quorum: number, nodes: readonly NodeOutcome[]) {
+    const failed = nodes.filter((n) => n.status === 'error' || n.status === 'timeout');
+    const detail = failed
+      .map((n) => `${n.node}: ${n.status}${n.cause ? ` (${causeText(n.cause)})` : ''}`)
+      .join('; ');
+    super(
+      'ERR_LOCK_QUORUM',
+      `${operation} could not reach a quorum of ${quorum} of ${nodes.length} nodes` +
+        (detail ? `: ${detail}` : '') +
+        '; check that a majority of the Redis nodes are up and reachable',
+      { cause: failed[0]?.cause },
+    );
+    this.nodes = nodes;
+  }
+}
+
+/** `wait` ran out before the lock could be acquired. */
+export class AcquireTimeoutError extends LockError {
+  constructor(resources: readonly string[], waitMs: number, cause?: unknown) {
+    super(
+      'ERR_LOCK_ACQUIRE_TIMEOUT',
+      `could not acquire ${describe(resources)} within ${waitMs} ms; raise \`wait\` or check who holds it`,
+      { cause },
+    );
+  }
+}
+
+/** The lock was lost: it expired, renewal could not keep a majority, or it was released. */
+export class LockLostError extends LockError {
+  constructor(resources: readonly string[], reason: string, cause?: unknown) {
+    super('ERR_LOCK_LOST', `lock on ${describe(resources)} is no longer held: ${reason}`, { cause });
+  }
+}
+
+/** Bad input, raised before any node is touched. */
+export class InvalidArgumentError extends LockError {
+  constructor(message: string) {
+    super('ERR_LOCK_INVALID_ARGUMENT', message);
+  }
+}
+
+/** The Redlock instance was closed. */
+export class ClosedError extends LockError {
+  constructor() {
+    super('ERR_LOCK_CLOSED', 'this Redlock instance is closed; create a new one');
+  }
+}
+
+function describe(resources: readonly string[]): string {
+  return resources.length === 1 ? `"${resources[0]}"` : `[${resources.map((r) => `"${r}"`).join(', ')}]`;
+}
+
+function causeText(cause: unknown): string {
+  return cause instanceof Error ? cause.message : String(cause);
+}

@@ -1,0 +1,206 @@
+/**
+ * One Redis master. A LockNode performs the lock operations on one node; the
+ * coordinator (quorum.ts) fans them out and counts. RedisNode runs them as Lua
+ * scripts over ioredis; the simulation provides its own LockNode.
+ */
+import type { Cluster, Redis } from 'ioredis';
+import { type Script, scripts } from './scripts/index.js';
+
+/** What an acquire call asks of one node. */
+export interface AcquireRequest {
+  /** Lock keys, one per resource. */
+  readonly keys: readonly string[];
+  /** Fence counter keys, one per resource; `null` when fencing is off. */
+  readonly fenceKeys: readonly string[] | null;
+  /** This round's value. */
+  readonly value: string;
+  /** Prefix shared by every round of this acquisition: its own leftovers count as free. */
+  readonly prefix: string;
+  /** Time to live in ms. */
+  readonly ttl: number;
+}
+
+/** A node's answer to an acquire call. */
+export type AcquireReply =
+  | { readonly ok: true; readonly fences: readonly number[] }
+  | { readonly ok: false; readonly holderTtl: number };
+
+/** A node's view of one resource. */
+export interface InspectReply {
+  /** The value of the holder, or null when free. */
+  readonly value: string | null;
+  /** Remaining ttl in ms, or -2 when free. */
+  readonly pttl: number;
+  /** The fence counter, or null when it was never set. */
+  readonly fence: number | null;
+}
+
+/** One Redis master, as the coordinator sees it. Every call may be abandoned through `signal`. */
+export interface LockNode {
+  /** A label for messages and outcomes, such as `127.0.0.1:6379`. */
+  readonly id: string;
+  acquire(req: AcquireRequest, signal: AbortSignal): Promise<AcquireReply>;
+  /** True when every key still held `value` and now lives at least `ttl` ms. */
+  extend(keys: readonly string[], value: string, ttl: number, signal: AbortSignal): Promise<boolean>;
+  /** Deletes the keys that still hold `value`, announcing it on `channels`; returns how many. */
+  release(
+    keys: readonly string[],
+    value: string,
+    channels: readonly string[],
+    signal: AbortSignal,
+  ): Promise<number>;
+  /** Raises fence counters to `tokens`; true when every key still holds `value`. */
+  fenceSync(
+    keys: readonly string[],
+    fenceKeys: readonly string[],
+    value: string,
+    tokens: readonly number[],
+    signal: AbortSignal,
+  ): Promise<boolean>;
+  inspect(key: string, fenceKey: string, signal: AbortSignal): Promise<InspectReply>;
+  /** Closes the connection if this node opened it. */
+  close(): Promise<void>;
+}
+
+/** Commands a node may have in flight before further calls fail at once instead of queueing. */
+export const MAX_IN_FLIGHT = 2048;
+
+/** Raised when a node cannot take a call right now; the call was not sent. */
+export class NodeUnavailableError extends Error {
+  override name = 'NodeUnavailableError';
+}
+
+type Client = Redis | Cluster;
+
+/** A LockNode over an ioredis connection (or Cluster, which counts as one node). */
+export class RedisNode implements LockNode {
+  readonly id: string;
+  /** The ioredis client; also used by the waiting logic to open a subscriber. */
+  readonly client: Client;
+  readonly #owned: boolean;
+  #inFlight = 0;
+  #everReady: boolean;
+  #connectWaitMs: number;
+
+  /**
+   * @param owned whether this node opened `client` and so closes it.
+   * @param connectWaitMs how long a call may wait for the first connection.
+   */
+  constructor(id: string, client: Client, owned: boolean, connectWaitMs: number) {
+    this.id = id;
+    this.client = client;
+    this.#owned = owned;
+    this.#connectWaitMs = connectWaitMs;
+    this.#everReady = client.status === 'ready';
+    if (!this.#everReady) client.once('ready', () => (this.#everReady = true));
+  }
+
+  async acquire(req: AcquireRequest, signal: AbortSignal): Promise<AcquireReply> {
+    const n = req.keys.length;
+    const keys = req.fenceKeys ? [...req.keys, ...req.fenceKeys] : req.keys;
+    const reply = (await this.#run(
+      scripts.acquire,
+      keys,
+      [req.value, req.prefix, String(req.ttl), String(n), req.fenceKeys ? '1' : '0'],
+      signal,
+    )) as number[];
+    if (reply[0] === 1) return { ok: true, fences: reply.slice(1).map(Number) };
+    return { ok: false, holderTtl: Number(reply[1] ?? 0) };
+  }
+
+  async extend(keys: readonly string[], value: string, ttl: number, signal: AbortSignal) {
+    return (await this.#run(scripts.extend, keys, [value, String(ttl)], signal)) === 1;
+  }
+
+  async release(
+    keys: readonly string[],
+    value: string,
+    channels: readonly string[],
+    signal: AbortSignal,
+  ) {
+    return Number(await this.#run(scripts.release, keys, [value, ...channels], signal));
+  }
+
+  async fenceSync(
+    keys: readonly string[],
+    fenceKeys: readonly string[],
+    value: string,
+    tokens: readonly number[],
+    signal: AbortSignal,
+  ) {
+    const args = [value, ...tokens.map((t) => String(t))];
+    return (await this.#run(scripts.fenceSync, [...keys, ...fenceKeys], args, signal)) === 1;
+  }
+
+  async inspect(key: string, fenceKey: string, signal: AbortSignal): Promise<InspectReply> {
+    const [value, pttl, fence] = (await this.#run(scripts.inspect, [key, fenceKey], [], signal)) as [
+      string | null,
+      number,
+      string | null,
+    ];
+    return { value: value ?? null, pttl: Number(pttl), fence: fence == null ? null : Number(fence) };
+  }
+
+  async close(): Promise<void> {
+    if (!this.#owned) return;
+    this.client.disconnect();
+  }
+
+  /** EVALSHA, falling back to EVAL (which caches the script) when the node does not know it yet. */
+  async #run(
+    script: Script,
+    keys: readonly string[],
+    args: readonly string[],
+    signal: AbortSignal,
+  ): Promise<unknown> {
+    await this.#ready(signal);
+    if (this.#inFlight >= MAX_IN_FLIGHT) {
+      throw new NodeUnavailableError(`${this.id} has ${this.#inFlight} calls in flight`);
+    }
+    this.#inFlight++;
+    try {
+      try {
+        return await this.client.evalsha(script.sha, keys.length, ...keys, ...args);
+      } catch (err) {
+        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+        return await this.client.eval(script.lua, keys.length, ...keys, ...args);
+      }
+    } finally {
+      this.#inFlight--;
+    }
+  }
+
+  /**
+   * Calls go out only on a ready connection: commands must not queue behind a
+   * down node. Before the very first connection is up, a call waits for it
+   * (bounded by `signal` and connectWaitMs).
+   */
+  #ready(signal: AbortSignal): Promise<void> {
+    const status = this.client.status;
+    if (status === 'ready') return Promise.resolve();
+    if (this.#everReady || !['wait', 'connecting', 'connect'].includes(status)) {
+      return Promise.reject(new NodeUnavailableError(`${this.id} is not connected (${status})`));
+    }
+    if (status === 'wait') (this.client as Redis).connect?.().catch(() => {});
+    return new Promise((resolve, reject) => {
+      const done = (err?: Error) => {
+        clearTimeout(timer);
+        this.client.off('ready', onReady);
+        this.client.off('end', onEnd);
+        signal.removeEventListener('abort', onAbort);
+        if (err) reject(err);
+        else resolve();
+      };
+      const onReady = () => done();
+      const onEnd = () => done(new NodeUnavailableError(`${this.id} connection ended`));
+      const onAbort = () => done(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      const timer = setTimeout(
+        () => done(new NodeUnavailableError(`${this.id} did not connect in ${this.#connectWaitMs} ms`)),
+        this.#connectWaitMs,
+      );
+      this.client.on('ready', onReady);
+      this.client.on('end', onEnd);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * The coordinator: send one operation to every node in parallel, each call
+ * with its own deadline, and decide as soon as the outcome is certain: either
+ * `quorum` nodes said yes, or so many said no, failed or timed out that a
+ * quorum can no longer be reached. Every split of every N terminates, because
+ * every call ends by its deadline at the latest.
+ */
+import type { Clock } from './clock.js';
+import type { LockNode } from './node.js';
+
+/** What happened on one node in a round. */
+export type NodeStatus =
+  /** The node holds the lock for us (acquired or extended). */
+  | 'acquired'
+  /** Another holder has it on this node (or, for extend, ours is gone). */
+  | 'taken'
+  /** Our keys are gone from this node (released now or already). */
+  | 'released'
+  /** The node answered with an error, or could not be reached. */
+  | 'error'
+  /** The node did not answer within `nodeTimeout`. */
+  | 'timeout'
+  /** The round was decided before this node answered. */
+  | 'pending';
+
+/** The outcome of one node in a round. */
+export interface NodeOutcome {
+  /** The node's label, such as `127.0.0.1:6379`. */
+  readonly node: string;
+  readonly status: NodeStatus;
+  /** Milliseconds from the start of the round to this node's answer. */
+  readonly latencyMs?: number;
+  /** Why the node failed, for `error` and `timeout`. */
+  readonly cause?: unknown;
+  /** For `taken`: the other holder's remaining ttl on this node, in ms. */
+  readonly holderTtl?: number;
+}
+
+/** How one node's reply counts. */
+export interface Verdict {
+  readonly yes: boolean;
+  readonly status: NodeStatus;
+  readonly holderTtl?: number;
+}
+
+/** A decided round. */
+export interface Round<T> {
+  /** True when `quorum` nodes said yes. */
+  readonly ok: boolean;
+  /** Monotonic time the round started, ms. */
+  readonly startedAt: number;
+  /** Per-node outcomes at the moment of decision (undecided nodes are `pending`). */
+  readonly outcomes: readonly NodeOutcome[];
+  /** Replies of the nodes that said yes by the decision, by node index. */
+  readonly replies: ReadonlyMap<number, T>;
+  /** Resolves with every node's final outcome and reply once all calls have ended. */
+  readonly settled: Promise<{ outcomes: readonly NodeOutcome[]; replies: ReadonlyMap<number, T> }>;
+}
+
+/** Error used to abandon a call whose deadline passed. */
+export class NodeTimeoutError extends Error {
+  override name = 'NodeTimeoutError';
+}
+
+export interface FanOutOptions<T> {
+  readonly nodes: readonly LockNode[];
+  readonly quorum: number;
+  /** Per-call deadline in ms. */
+  readonly timeout: number;
+  readonly clock: Clock;
+  readonly call: (node: LockNode, signal: AbortSignal) => Promise<T>;
+  readonly judge: (reply: T) => Verdict;
+}
+
+/** Runs one operation on every node and decides at quorum. Never rejects. */
+export function fanOut<T>(opts: FanOutOptions<T>): Promise<Round<T>> {
+  const { nodes, quorum, timeout, clock } = opts;
+  const startedAt = clock.now();
+  const outcomes: NodeOutcome[] = nodes.map((n) => ({ node: n.id, status: 'pending' }));
+  const replies = new Map<number, T>();
+  let yes = 0;
+  let no = 0;
+  let remaining = nodes.length;
+
+  return new Promise((decide) => {
+    let decided = false;
+    let finishSettled: () => void = () => {};
+    const settled = new Promise<{ outcomes: readonly NodeOutcome[]; replies: ReadonlyMap<number, T> }>(
+      (resolve) => {
+        finishSettled = () => resolve({ outcomes, replies });
+      },
+    );
+
+    const tryDecide = () => {
+      if (decided) return;
+      const ok = yes >= quorum;
+      if (!ok && no <= nodes.length - quorum) return;
+      decided = true;
+      decide({ ok, startedAt, outcomes: [...outcomes], replies: new Map(replies), settled });
+    };
+
+    const record = (i: number, outcome: NodeOutcome, isYes: boolean) => {
+      outcomes[i] = outcome;
+      if (isYes) yes++;
+      else no++;
+      remaining--;
+      tryDecide();
+      if (remaining === 0) finishSettled();
+    };
+
+    nodes.forEach((node, i) => {
+      const controller = new AbortController();
+      let finished = false;
+      const cancelTimer = clock.setTimer(() => {
+        if (finished) return;
+        finished = true;
+        controller.abort(new NodeTimeoutError(`${node.id} did not answer within ${timeout} ms`));
+        record(
+          i,
+          {
+            node: node.id,
+            status: 'timeout',
+            latencyMs: clock.now() - startedAt,
+            cause: controller.signal.reason,
+          },
+          false,
+        );
+      }, timeout);
+
+      let call: Promise<T>;
+      try {
+        call = opts.call(node, controller.signal);
+      } catch (err) {
+        call = Promise.reject(err);
+      }
+      call.then(
+        (reply) => {
+          if (finished) return;
+          finished = true;
+          cancelTimer();
+          let verdict: Verdict;
+          try {
+            verdict = opts.judge(reply);
+          } catch (err) {
+            record(i, { node: node.id, status: 'error', latencyMs: clock.now() - startedAt, cause: err }, false);
+            return;
+          }
+          if (verdict.yes) replies.set(i, reply);
+          record(
+            i,
+            {
+              node: node.id,
+              status: verdict.status,
+              latencyMs: clock.now() - startedAt,
+              ...(verdict.holderTtl === undefined ? {} : { holderTtl: verdict.holderTtl }),
+            },
+            verdict.yes,
+          );
+        },
+        (err: unknown) => {
+          if (finished) return;
+          finished = true;
+          cancelTimer();
+          record(i, { node: node.id, status: 'error', latencyMs: clock.now() - startedAt, cause: err }, false);
+        },
+      );
+    });
+    if (nodes.length === 0) tryDecide();
+  });
+}
+
+/** True when a failed round failed for lack of reachable nodes rather than because the lock is taken. */
+export function isInfrastructureFailure(outcomes: readonly NodeOutcome[], quorum: number): boolean {
+  const failed = outcomes.filter((o) => o.status === 'error' || o.status === 'timeout').length;
+  return failed > outcomes.length - quorum;
+}
+
+/**
+ * How long until another holder's key has expired on enough nodes for a
+ * quorum to be free: the (N − quorum + 1)-th largest holder ttl reported.
+ * `undefined` when too few nodes reported a holder to say.
+ */
+export function holderTtlOnQuorum(outcomes: readonly NodeOutcome[], quorum: number): number | undefined {
+  const ttls = outcomes
+    .map((o) => o.holderTtl)
+    .filter((t): t is number => t !== undefined && t >= 0)
+    .sort((a, b) => b - a);
+  return ttls[outcomes.length - quorum];
+}
