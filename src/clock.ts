@@ -8,16 +8,20 @@ export interface Clock {
   now(): number;
   /** Wall-clock epoch milliseconds, used only to report `validUntil` to humans. */
   wallNow(): number;
-  /** Runs `fn` after `ms`; the returned function cancels it. */
-  setTimer(fn: () => void, ms: number): () => void;
+  /**
+   * Runs `fn` after `ms`; the returned function cancels it. With
+   * `keepAlive: false` a pending timer does not keep the process running.
+   */
+  setTimer(fn: () => void, ms: number, options?: { keepAlive?: boolean }): () => void;
 }
 
 /** The process clock: `performance.now()` for elapsed time, real timers. */
 export const systemClock: Clock = {
   now: () => performance.now(),
   wallNow: () => Date.now(),
-  setTimer(fn, ms) {
+  setTimer(fn, ms, options) {
     const handle = setTimeout(fn, Math.max(0, ms));
+    if (options?.keepAlive === false) handle.unref();
     return () => clearTimeout(handle);
   },
 };

@@ -33,7 +33,11 @@ export class LockTakenError extends LockError {
   /** Per-node outcomes of the round that found the lock taken. */
   readonly nodes: readonly NodeOutcome[];
 
-  constructor(resources: readonly string[], holderTtl: number | undefined, nodes: readonly NodeOutcome[]) {
+  constructor(
+    resources: readonly string[],
+    holderTtl: number | undefined,
+    nodes: readonly NodeOutcome[],
+  ) {
     const ttl = holderTtl === undefined ? '' : ` for about ${Math.round(holderTtl)} ms more`;
     super('ERR_LOCK_TAKEN', `lock on ${describe(resources)} is held by another holder${ttl}`);
     this.holderTtl = holderTtl;
@@ -46,16 +50,18 @@ export class QuorumError extends LockError {
   /** Per-node outcomes, with the cause of each failure. */
   readonly nodes: readonly NodeOutcome[];
 
-  constructor(operation: string, quorum: number, nodes: readonly NodeOutcome[]) {
+  constructor(operation: string, quorum: number, nodes: readonly NodeOutcome[], reason?: string) {
     const failed = nodes.filter((n) => n.status === 'error' || n.status === 'timeout');
     const detail = failed
       .map((n) => `${n.node}: ${n.status}${n.cause ? ` (${causeText(n.cause)})` : ''}`)
       .join('; ');
     super(
       'ERR_LOCK_QUORUM',
-      `${operation} could not reach a quorum of ${quorum} of ${nodes.length} nodes` +
-        (detail ? `: ${detail}` : '') +
-        '; check that a majority of the Redis nodes are up and reachable',
+      reason
+        ? `${operation} failed: ${reason}`
+        : `${operation} could not reach a quorum of ${quorum} of ${nodes.length} nodes` +
+            (detail ? `: ${detail}` : '') +
+            '; check that a majority of the Redis nodes are up and reachable',
       { cause: failed[0]?.cause },
     );
     this.nodes = nodes;
@@ -76,7 +82,9 @@ export class AcquireTimeoutError extends LockError {
 /** The lock was lost: it expired, renewal could not keep a majority, or it was released. */
 export class LockLostError extends LockError {
   constructor(resources: readonly string[], reason: string, cause?: unknown) {
-    super('ERR_LOCK_LOST', `lock on ${describe(resources)} is no longer held: ${reason}`, { cause });
+    super('ERR_LOCK_LOST', `lock on ${describe(resources)} is no longer held: ${reason}`, {
+      cause,
+    });
   }
 }
 
@@ -95,7 +103,9 @@ export class ClosedError extends LockError {
 }
 
 function describe(resources: readonly string[]): string {
-  return resources.length === 1 ? `"${resources[0]}"` : `[${resources.map((r) => `"${r}"`).join(', ')}]`;
+  return resources.length === 1
+    ? `"${resources[0]}"`
+    : `[${resources.map((r) => `"${r}"`).join(', ')}]`;
 }
 
 function causeText(cause: unknown): string {

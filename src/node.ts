@@ -41,7 +41,12 @@ export interface LockNode {
   readonly id: string;
   acquire(req: AcquireRequest, signal: AbortSignal): Promise<AcquireReply>;
   /** True when every key still held `value` and now lives at least `ttl` ms. */
-  extend(keys: readonly string[], value: string, ttl: number, signal: AbortSignal): Promise<boolean>;
+  extend(
+    keys: readonly string[],
+    value: string,
+    ttl: number,
+    signal: AbortSignal,
+  ): Promise<boolean>;
   /** Deletes the keys that still hold `value`, announcing it on `channels`; returns how many. */
   release(
     keys: readonly string[],
@@ -58,7 +63,12 @@ export interface LockNode {
     signal: AbortSignal,
   ): Promise<boolean>;
   inspect(key: string, fenceKey: string, signal: AbortSignal): Promise<InspectReply>;
-  /** Closes the connection if this node opened it. */
+  /**
+   * Listens for release notices on `channel`; resolves once the subscription is
+   * active, with a function that stops listening. Optional: nodes without it are polled.
+   */
+  subscribe?(channel: string, listener: () => void, signal: AbortSignal): Promise<() => void>;
+  /** Closes the connections this node opened (including its subscriber). */
   close(): Promise<void>;
 }
 
@@ -81,6 +91,8 @@ export class RedisNode implements LockNode {
   #inFlight = 0;
   #everReady: boolean;
   #connectWaitMs: number;
+  #subscriber: Redis | undefined;
+  readonly #listeners = new Map<string, Set<() => void>>();
 
   /**
    * @param owned whether this node opened `client` and so closes it.
@@ -133,17 +145,69 @@ export class RedisNode implements LockNode {
   }
 
   async inspect(key: string, fenceKey: string, signal: AbortSignal): Promise<InspectReply> {
-    const [value, pttl, fence] = (await this.#run(scripts.inspect, [key, fenceKey], [], signal)) as [
-      string | null,
-      number,
-      string | null,
-    ];
-    return { value: value ?? null, pttl: Number(pttl), fence: fence == null ? null : Number(fence) };
+    const [value, pttl, fence] = (await this.#run(
+      scripts.inspect,
+      [key, fenceKey],
+      [],
+      signal,
+    )) as [string | null, number, string | null];
+    return {
+      value: value ?? null,
+      pttl: Number(pttl),
+      fence: fence == null ? null : Number(fence),
+    };
+  }
+
+  async subscribe(channel: string, listener: () => void, signal: AbortSignal): Promise<() => void> {
+    let listeners = this.#listeners.get(channel);
+    if (!listeners) {
+      listeners = new Set();
+      this.#listeners.set(channel, listeners);
+    }
+    listeners.add(listener);
+    const unsubscribe = () => {
+      const set = this.#listeners.get(channel);
+      if (!set?.delete(listener) || set.size > 0) return;
+      this.#listeners.delete(channel);
+      if (this.#subscriber?.status === 'ready')
+        this.#subscriber.unsubscribe(channel).catch(() => {});
+    };
+    if (listeners.size === 1) {
+      try {
+        const subscriber = this.#subscriberClient();
+        await raceAbort(subscriber.subscribe(channel), signal);
+      } catch (err) {
+        unsubscribe();
+        throw err;
+      }
+    }
+    return unsubscribe;
   }
 
   async close(): Promise<void> {
-    if (!this.#owned) return;
-    this.client.disconnect();
+    this.#subscriber?.disconnect();
+    this.#subscriber = undefined;
+    this.#listeners.clear();
+    if (this.#owned) this.client.disconnect();
+  }
+
+  /** The subscriber connection, opened on first use; it re-subscribes its channels after reconnecting. */
+  #subscriberClient(): Redis {
+    if (this.#subscriber) return this.#subscriber;
+    if (!('duplicate' in this.client) || isCluster(this.client)) {
+      throw new NodeUnavailableError(`${this.id} does not support release notices`);
+    }
+    const sub = (this.client as Redis).duplicate({
+      enableOfflineQueue: true,
+      enableAutoPipelining: false,
+      lazyConnect: false,
+    });
+    sub.on('error', () => {});
+    sub.on('message', (channel: string) => {
+      for (const listener of this.#listeners.get(channel) ?? []) listener();
+    });
+    this.#subscriber = sub;
+    return sub;
   }
 
   /** EVALSHA, falling back to EVAL (which caches the script) when the node does not know it yet. */
@@ -193,9 +257,11 @@ export class RedisNode implements LockNode {
       };
       const onReady = () => done();
       const onEnd = () => done(new NodeUnavailableError(`${this.id} connection ended`));
-      const onAbort = () => done(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      const onAbort = () =>
+        done(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
       const timer = setTimeout(
-        () => done(new NodeUnavailableError(`${this.id} did not connect in ${this.#connectWaitMs} ms`)),
+        () =>
+          done(new NodeUnavailableError(`${this.id} did not connect in ${this.#connectWaitMs} ms`)),
         this.#connectWaitMs,
       );
       this.client.on('ready', onReady);
@@ -203,4 +269,27 @@ export class RedisNode implements LockNode {
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }
+}
+
+function isCluster(client: Client): client is Cluster {
+  return (client as { isCluster?: boolean }).isCluster === true;
+}
+
+/** `promise`, or the signal's reason if it aborts first. */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (v) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(v);
+      },
+      (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      },
+    );
+  });
 }

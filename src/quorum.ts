@@ -85,11 +85,12 @@ export function fanOut<T>(opts: FanOutOptions<T>): Promise<Round<T>> {
   return new Promise((decide) => {
     let decided = false;
     let finishSettled: () => void = () => {};
-    const settled = new Promise<{ outcomes: readonly NodeOutcome[]; replies: ReadonlyMap<number, T> }>(
-      (resolve) => {
-        finishSettled = () => resolve({ outcomes, replies });
-      },
-    );
+    const settled = new Promise<{
+      outcomes: readonly NodeOutcome[];
+      replies: ReadonlyMap<number, T>;
+    }>((resolve) => {
+      finishSettled = () => resolve({ outcomes, replies });
+    });
 
     const tryDecide = () => {
       if (decided) return;
@@ -142,7 +143,11 @@ export function fanOut<T>(opts: FanOutOptions<T>): Promise<Round<T>> {
           try {
             verdict = opts.judge(reply);
           } catch (err) {
-            record(i, { node: node.id, status: 'error', latencyMs: clock.now() - startedAt, cause: err }, false);
+            record(
+              i,
+              { node: node.id, status: 'error', latencyMs: clock.now() - startedAt, cause: err },
+              false,
+            );
             return;
           }
           if (verdict.yes) replies.set(i, reply);
@@ -161,7 +166,11 @@ export function fanOut<T>(opts: FanOutOptions<T>): Promise<Round<T>> {
           if (finished) return;
           finished = true;
           cancelTimer();
-          record(i, { node: node.id, status: 'error', latencyMs: clock.now() - startedAt, cause: err }, false);
+          record(
+            i,
+            { node: node.id, status: 'error', latencyMs: clock.now() - startedAt, cause: err },
+            false,
+          );
         },
       );
     });
@@ -180,7 +189,10 @@ export function isInfrastructureFailure(outcomes: readonly NodeOutcome[], quorum
  * quorum to be free: the (N − quorum + 1)-th largest holder ttl reported.
  * `undefined` when too few nodes reported a holder to say.
  */
-export function holderTtlOnQuorum(outcomes: readonly NodeOutcome[], quorum: number): number | undefined {
+export function holderTtlOnQuorum(
+  outcomes: readonly NodeOutcome[],
+  quorum: number,
+): number | undefined {
   const ttls = outcomes
     .map((o) => o.holderTtl)
     .filter((t): t is number => t !== undefined && t >= 0)

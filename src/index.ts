@@ -1,0 +1,20 @@
+/**
+ * quorumlock: Redlock distributed locks over N independent Redis masters,
+ * with fencing tokens, a lost-lock signal and push wake-ups for waiters.
+ */
+export type { NodeSpec } from './connect.js';
+export { channels, type RoundEvent } from './diagnostics.js';
+export {
+  AcquireTimeoutError,
+  ClosedError,
+  InvalidArgumentError,
+  LockError,
+  type LockErrorCode,
+  LockLostError,
+  LockTakenError,
+  QuorumError,
+} from './errors.js';
+export { Lock } from './lock.js';
+export type { AcquireOptions, RedlockOptions, RetryOptions } from './options.js';
+export type { NodeOutcome, NodeStatus } from './quorum.js';
+export { type NodeState, Redlock, type ResourceState, type UsingRoutine } from './redlock.js';

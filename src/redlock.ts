@@ -1,0 +1,584 @@
+/**
+ * Redlock: one lock held on a majority of N independent Redis masters.
+ * acquire, extend, release and inspect are each one script sent to every
+ * node through the coordinator (quorum.ts) with a rule for success.
+ */
+import { randomBytes } from 'node:crypto';
+import { type Clock, systemClock } from './clock.js';
+import { checkNodeSpecs, type NodeSpec, openNodes } from './connect.js';
+import { publish } from './diagnostics.js';
+import {
+  AcquireTimeoutError,
+  ClosedError,
+  InvalidArgumentError,
+  LockLostError,
+  QuorumError,
+} from './errors.js';
+import { chooseTokens } from './fencing.js';
+import { fenceKey, lockKey, releaseChannel } from './keys.js';
+import { type ExtendResult, Lock, type LockContext } from './lock.js';
+import type { AcquireReply, LockNode } from './node.js';
+import {
+  type AcquireOptions,
+  type AcquireSettings,
+  defaultNodeTimeout,
+  type RedlockOptions,
+  resolveAcquire,
+  resolveResources,
+  resolveSettings,
+  type Settings,
+} from './options.js';
+import {
+  fanOut,
+  holderTtlOnQuorum,
+  isInfrastructureFailure,
+  type NodeOutcome,
+  type Round,
+} from './quorum.js';
+import { backoffDelay, LocalQueue, Wakeup } from './waiting.js';
+
+/** One node's view of a resource, from `inspect`. */
+export interface NodeState {
+  readonly node: string;
+  /** Holder's value on this node, or null when free. */
+  readonly value: string | null;
+  /** Remaining ttl on this node in ms, or null when free or unreachable. */
+  readonly pttl: number | null;
+  /** Fence counter on this node, or null when never set or unreachable. */
+  readonly fence: number | null;
+  /** Why the node could not be read, when it could not. */
+  readonly error?: unknown;
+}
+
+/** The state of a resource across the nodes, from `inspect`. */
+export interface ResourceState {
+  readonly resource: string;
+  /** The value held on at least a quorum of nodes, or null. */
+  readonly holder: string | null;
+  readonly quorum: number;
+  readonly nodes: readonly NodeState[];
+}
+
+/** The critical section run by `using`: gets the lost-lock signal and the lock. */
+export type UsingRoutine<T> = (signal: AbortSignal, lock: Lock) => Promise<T> | T;
+
+type Attempt =
+  | { kind: 'acquired'; lock: Lock }
+  | { kind: 'taken'; holderTtl: number | undefined; outcomes: readonly NodeOutcome[] }
+  | { kind: 'quorum' | 'expired'; outcomes: readonly NodeOutcome[] };
+
+/** Nodes and clock handed to the constructor by `fromNodes`, keyed by a placeholder array. */
+const prebuiltInit = new WeakMap<object, { nodes: readonly LockNode[]; clock: Clock }>();
+
+/** Milliseconds a call may wait for a node's first connection. */
+const CONNECT_WAIT_MS = 2000;
+
+/**
+ * A Redlock client over N independent Redis masters. Create one per set of
+ * nodes and share it; `close()` it when done.
+ */
+export class Redlock {
+  /** Resolved settings of this instance. */
+  readonly settings: Settings;
+  readonly #nodes: readonly LockNode[];
+  readonly #clock: Clock;
+  readonly #queue = new LocalQueue();
+  readonly #locks = new Set<Lock>();
+  readonly #waiters = new Map<string, Set<Wakeup>>();
+  readonly #background = new Set<Promise<unknown>>();
+  readonly #aborts = new Set<AbortController>();
+  readonly #ctx: LockContext;
+  #closed: Promise<void> | undefined;
+
+  /**
+   * @param nodes URLs (`redis://[user:password@]host[:port][/db]`, `rediss://…`) or ioredis
+   *   Redis / Cluster instances (a Cluster counts as one node). Connections opened from
+   *   URLs are closed by `close()`; instances passed in stay the caller's.
+   * @param options see RedlockOptions; every field optional.
+   */
+  constructor(nodes: readonly NodeSpec[], options?: RedlockOptions) {
+    const prebuilt = prebuiltInit.get(nodes);
+    if (prebuilt) {
+      this.settings = resolveSettings(options, prebuilt.nodes.length);
+      this.#nodes = prebuilt.nodes;
+      this.#clock = prebuilt.clock;
+    } else {
+      const specs = checkNodeSpecs(nodes);
+      this.settings = resolveSettings(options, specs.length);
+      // Validation is done: from here on we may open connections.
+      this.#nodes = openNodes(specs, Math.max(CONNECT_WAIT_MS, this.settings.nodeTimeout ?? 0));
+      this.#clock = systemClock;
+    }
+    this.#ctx = this.#makeContext();
+  }
+
+  /**
+   * A Redlock over already-built nodes and a clock of the caller's.
+   * @internal For the simulation and tests.
+   */
+  static fromNodes(nodes: readonly LockNode[], options: RedlockOptions, clock: Clock): Redlock {
+    const token: NodeSpec[] = [];
+    prebuiltInit.set(token, { nodes: [...nodes], clock });
+    try {
+      return new Redlock(token, options);
+    } finally {
+      prebuiltInit.delete(token);
+    }
+  }
+
+  /** The node labels, in the order given. */
+  get nodeIds(): readonly string[] {
+    return this.#nodes.map((n) => n.id);
+  }
+
+  /** The nodes' LockNode objects. @internal */
+  get lockNodes(): readonly LockNode[] {
+    return this.#nodes;
+  }
+
+  /**
+   * Acquires a lock on `resources` (one name or several, all-or-nothing),
+   * trying until it holds it, `wait` ms pass (AcquireTimeoutError) or `signal`
+   * aborts (rejects with its reason). Rejects with QuorumError when too few
+   * nodes can be reached, and with InvalidArgumentError on bad input.
+   */
+  async acquire(resources: string | readonly string[], options?: AcquireOptions): Promise<Lock> {
+    const a = resolveAcquire(resources, options, this.settings, Number.POSITIVE_INFINITY);
+    const lock = await this.#acquire(a);
+    if (lock) return lock;
+    throw new AcquireTimeoutError(a.resources, a.wait);
+  }
+
+  /**
+   * Tries once (or for `wait` ms when given) to acquire `resources`. Resolves
+   * with null when another holder has the lock; rejects on infrastructure failure.
+   */
+  async tryAcquire(
+    resources: string | readonly string[],
+    options?: AcquireOptions,
+  ): Promise<Lock | null> {
+    const a = resolveAcquire(resources, options, this.settings, 0);
+    return this.#acquire(a);
+  }
+
+  /**
+   * Acquires `resources`, runs `fn(signal, lock)` while renewing the lock, and
+   * always releases it. Returns what `fn` returns; if `fn` throws, that error
+   * is what the caller gets, whatever release does. `signal` aborts with a
+   * LockLostError if the lock is lost while `fn` runs.
+   */
+  async using<T>(resources: string | readonly string[], fn: UsingRoutine<T>): Promise<T>;
+  async using<T>(
+    resources: string | readonly string[],
+    options: AcquireOptions,
+    fn: UsingRoutine<T>,
+  ): Promise<T>;
+  async using<T>(
+    resources: string | readonly string[],
+    optionsOrFn: AcquireOptions | UsingRoutine<T>,
+    maybeFn?: UsingRoutine<T>,
+  ): Promise<T> {
+    const fn = typeof optionsOrFn === 'function' ? optionsOrFn : maybeFn;
+    const options = typeof optionsOrFn === 'function' ? undefined : optionsOrFn;
+    if (typeof fn !== 'function')
+      throw new InvalidArgumentError('using() needs a function to run under the lock');
+    const lock = await this.acquire(resources, { ...options, renew: true });
+    let result: T;
+    try {
+      result = await fn(lock.signal, lock);
+    } catch (err) {
+      await lock.release().catch(() => {});
+      throw err;
+    }
+    await lock.release().catch(() => {
+      // The routine finished; its result stands. The lock expires on its own
+      // and the failure was published on the release channel.
+    });
+    return result;
+  }
+
+  /** Reads `resource` on every node: holder, remaining ttl and fence counter. */
+  async inspect(resource: string): Promise<ResourceState> {
+    const [name] = resolveResources(resource);
+    this.#checkOpen();
+    const prefix = this.settings.keyPrefix;
+    const round = await fanOut({
+      nodes: this.#nodes,
+      quorum: this.#nodes.length,
+      timeout: this.#timeout(this.settings.ttl),
+      clock: this.#clock,
+      call: (node, signal) => node.inspect(lockKey(prefix, name!), fenceKey(prefix, name!), signal),
+      judge: () => ({ yes: true, status: 'acquired' }),
+    });
+    const { outcomes, replies } = await round.settled;
+    const nodes: NodeState[] = outcomes.map((o, i) => {
+      const reply = replies.get(i);
+      if (!reply)
+        return { node: o.node, value: null, pttl: null, fence: null, error: o.cause ?? o.status };
+      return {
+        node: o.node,
+        value: reply.value,
+        pttl: reply.value === null ? null : reply.pttl,
+        fence: reply.fence,
+      };
+    });
+    const counts = new Map<string, number>();
+    for (const n of nodes)
+      if (n.value !== null) counts.set(n.value, (counts.get(n.value) ?? 0) + 1);
+    let holder: string | null = null;
+    for (const [value, count] of counts) if (count >= this.settings.quorum) holder = value;
+    return { resource: name!, holder, quorum: this.settings.quorum, nodes };
+  }
+
+  /**
+   * Stops renewals (held locks are abandoned: their signals abort and they
+   * expire on their own), rejects pending acquisitions, waits for calls in
+   * flight and closes the connections this instance opened.
+   */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = (async () => {
+        for (const controller of this.#aborts) controller.abort(new ClosedError());
+        for (const lock of [...this.#locks]) lock.abandon('the Redlock instance was closed');
+        while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+        await Promise.allSettled(this.#nodes.map((n) => n.close()));
+      })();
+    }
+    return this.#closed;
+  }
+
+  /** `close()` for `await using`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new ClosedError();
+  }
+
+  #timeout(ttl: number): number {
+    return this.settings.nodeTimeout ?? defaultNodeTimeout(ttl);
+  }
+
+  #track<T>(promise: Promise<T>): Promise<T> {
+    this.#background.add(promise);
+    const done = () => this.#background.delete(promise);
+    promise.then(done, done);
+    return promise;
+  }
+
+  /** The acquire loop shared by acquire and tryAcquire; null when `wait` ran out. */
+  async #acquire(a: AcquireSettings): Promise<Lock | null> {
+    this.#checkOpen();
+    const clock = this.#clock;
+    const controller = new AbortController();
+    const onAbort = () => controller.abort(a.signal!.reason);
+    if (a.signal?.aborted) throw a.signal.reason;
+    a.signal?.addEventListener('abort', onAbort, { once: true });
+    this.#aborts.add(controller);
+    const signal = controller.signal;
+    const deadline = clock.now() + a.wait;
+    const prefix = randomBytes(16).toString('base64url');
+    const wake = new Wakeup();
+    let leave: (() => void) | undefined;
+    let unsubscribe: (() => void) | undefined;
+    let attempt = 0;
+    let lastTaken: Attempt | undefined;
+    try {
+      for (let round = 0; ; round++) {
+        const result = await this.#attempt(a, prefix, `${prefix}.${round}`);
+        if (result.kind === 'acquired') {
+          if (signal.aborted) {
+            await result.lock.release().catch(() => {});
+            throw signal.reason;
+          }
+          return result.lock;
+        }
+        if (signal.aborted) throw signal.reason;
+        if (result.kind === 'quorum') {
+          throw new QuorumError('acquire', this.settings.quorum, result.outcomes);
+        }
+        if (result.kind === 'taken') lastTaken = result;
+        const left = deadline - clock.now();
+        if (left <= 0) {
+          if (a.wait === 0 && result.kind === 'expired') {
+            throw new QuorumError(
+              'acquire',
+              this.settings.quorum,
+              result.outcomes,
+              expiredReason(a.ttl),
+            );
+          }
+          return null;
+        }
+        if (!leave) {
+          // Take our turn behind earlier waiters of this process, and listen for
+          // release notices, then retry at once so no notice is missed.
+          leave = await this.#queue.enter(a.resources.join('\u0000'), signal);
+          unsubscribe = await this.#listen(a.resources, wake, signal);
+          continue;
+        }
+        const holderTtl = lastTaken?.kind === 'taken' ? lastTaken.holderTtl : undefined;
+        const delay = Math.min(
+          backoffDelay(attempt++, this.settings.retry),
+          holderTtl ?? Infinity,
+          left,
+        );
+        await wake.sleep(clock, delay, signal);
+      }
+    } finally {
+      a.signal?.removeEventListener('abort', onAbort);
+      this.#aborts.delete(controller);
+      unsubscribe?.();
+      leave?.();
+    }
+  }
+
+  /** The clock this instance runs on. @internal */
+  get clock(): Clock {
+    return this.#clock;
+  }
+
+  /** One acquire round (DESIGN §3), with fencing phase 2 when needed. */
+  async #attempt(a: AcquireSettings, prefix: string, value: string): Promise<Attempt> {
+    const { keyPrefix, fencing, quorum, driftFactor, driftMs } = this.settings;
+    const keys = a.resources.map((r) => lockKey(keyPrefix, r));
+    const fenceKeys = fencing ? a.resources.map((r) => fenceKey(keyPrefix, r)) : null;
+    const ttl = Math.ceil(a.ttl);
+    const timeout = this.#timeout(a.ttl);
+    const round: Round<AcquireReply> = await fanOut({
+      nodes: this.#nodes,
+      quorum,
+      timeout,
+      clock: this.#clock,
+      call: (node, signal) => node.acquire({ keys, fenceKeys, value, prefix, ttl }, signal),
+      judge: (reply) =>
+        reply.ok
+          ? { yes: true, status: 'acquired' }
+          : { yes: false, status: 'taken', holderTtl: reply.holderTtl },
+    });
+    const drift = a.ttl * driftFactor + driftMs;
+    const finish = (result: Attempt): Attempt => {
+      publish('acquire', () => ({
+        resources: a.resources,
+        ok: result.kind === 'acquired',
+        ...(result.kind === 'acquired' ? { fences: result.lock.fences } : { reason: result.kind }),
+        durationMs: this.#clock.now() - round.startedAt,
+        nodes: result.kind === 'acquired' ? result.lock.nodes : result.outcomes,
+      }));
+      return result;
+    };
+
+    if (!round.ok) {
+      this.#undo(keys, value, round);
+      if (isInfrastructureFailure(round.outcomes, quorum))
+        return finish({ kind: 'quorum', outcomes: round.outcomes });
+      return finish({
+        kind: 'taken',
+        holderTtl: holderTtlOnQuorum(round.outcomes, quorum),
+        outcomes: round.outcomes,
+      });
+    }
+
+    let fences: Record<string, number> = {};
+    let outcomes = round.outcomes;
+    if (fenceKeys) {
+      const yesNodes = [...round.replies.keys()];
+      const choice = chooseTokens(yesNodes.map((i) => fencesOf(round.replies.get(i))));
+      if (choice.needsSync) {
+        const sync = await fanOut({
+          nodes: yesNodes.map((i) => this.#nodes[i]!),
+          quorum,
+          timeout,
+          clock: this.#clock,
+          call: (node, signal) => node.fenceSync(keys, fenceKeys, value, choice.tokens, signal),
+          judge: (held) =>
+            held ? { yes: true, status: 'acquired' } : { yes: false, status: 'taken' },
+        });
+        if (!sync.ok) {
+          this.#undo(keys, value, round);
+          const kind = isInfrastructureFailure(sync.outcomes, quorum) ? 'quorum' : 'expired';
+          return finish({ kind, outcomes: sync.outcomes });
+        }
+      }
+      fences = Object.fromEntries(a.resources.map((r, i) => [r, choice.tokens[i]!]));
+    }
+
+    const deadline = round.startedAt + a.ttl - drift;
+    if (deadline - this.#clock.now() <= 0) {
+      this.#undo(keys, value, round);
+      return finish({ kind: 'expired', outcomes });
+    }
+    outcomes = round.outcomes;
+    const lock = new Lock(this.#ctx, {
+      resources: a.resources,
+      value,
+      fences,
+      ttl: a.ttl,
+      deadline,
+      nodes: outcomes,
+      renew: a.renew,
+      onLost: a.onLost,
+    });
+    this.#locks.add(lock);
+    return finish({ kind: 'acquired', lock });
+  }
+
+  /**
+   * Undoes a failed round on every node. The release goes out at once on each
+   * node's connection, behind the acquire call, so it also undoes a yes that
+   * has not arrived yet; a yes that arrives after all is released again.
+   */
+  #undo(keys: readonly string[], value: string, round: Round<AcquireReply>): void {
+    const channels: string[] = [];
+    const release = (nodes: readonly LockNode[]) =>
+      this.#track(
+        fanOut({
+          nodes,
+          quorum: nodes.length,
+          timeout: this.#timeout(this.settings.ttl),
+          clock: this.#clock,
+          call: (node, signal) => node.release(keys, value, channels, signal),
+          judge: () => ({ yes: true, status: 'released' }),
+        }).then((r) => r.settled),
+      );
+    release(this.#nodes);
+    this.#track(
+      round.settled.then(({ replies }) => {
+        const late = [...replies.keys()]
+          .filter((i) => !round.replies.has(i))
+          .map((i) => this.#nodes[i]!);
+        if (late.length > 0) return release(late);
+        return undefined;
+      }),
+    );
+  }
+
+  /** Subscribes `wake` to release notices of `resources` on every node that supports them. */
+  async #listen(
+    resources: readonly string[],
+    wake: Wakeup,
+    signal: AbortSignal,
+  ): Promise<() => void> {
+    const stops: Array<() => void> = [];
+    for (const r of resources) {
+      const set = this.#waiters.get(r) ?? new Set();
+      this.#waiters.set(r, set);
+      set.add(wake);
+    }
+    stops.push(() => {
+      for (const r of resources) {
+        const set = this.#waiters.get(r);
+        set?.delete(wake);
+        if (set?.size === 0) this.#waiters.delete(r);
+      }
+    });
+    const timeout = new AbortController();
+    const cancel = this.#clock.setTimer(
+      () => timeout.abort(new Error('subscribe timed out')),
+      this.#timeout(this.settings.ttl) * 2,
+    );
+    const both = AbortSignal.any([signal, timeout.signal]);
+    const notify = () => wake.notify();
+    await Promise.allSettled(
+      this.#nodes.flatMap((node) =>
+        node.subscribe
+          ? resources.map((r) =>
+              node.subscribe!(releaseChannel(this.settings.keyPrefix, r), notify, both).then(
+                (stop) => {
+                  stops.push(stop);
+                },
+              ),
+            )
+          : [],
+      ),
+    );
+    cancel();
+    return () => {
+      for (const stop of stops) stop();
+    };
+  }
+
+  #makeContext(): LockContext {
+    return {
+      clock: this.#clock,
+      extend: (lock, ttl) => this.#extend(lock, ttl),
+      release: (lock) => this.#release(lock),
+      forget: (lock) => this.#locks.delete(lock),
+    };
+  }
+
+  async #extend(lock: Lock, ttl: number): Promise<ExtendResult> {
+    const { keyPrefix, quorum, driftFactor, driftMs } = this.settings;
+    if (this.#closed)
+      return { deadline: undefined, gone: false, outcomes: [], error: new ClosedError() };
+    const keys = lock.resources.map((r) => lockKey(keyPrefix, r));
+    const round = await this.#track(
+      fanOut({
+        nodes: this.#nodes,
+        quorum,
+        timeout: this.#timeout(ttl),
+        clock: this.#clock,
+        call: (node, signal) => node.extend(keys, lock.value, Math.ceil(ttl), signal),
+        judge: (ok) => (ok ? { yes: true, status: 'acquired' } : { yes: false, status: 'taken' }),
+      }),
+    );
+    const deadline = round.startedAt + ttl - (ttl * driftFactor + driftMs);
+    const ok = round.ok && deadline > this.#clock.now();
+    publish('extend', () => ({
+      resources: lock.resources,
+      ok,
+      durationMs: this.#clock.now() - round.startedAt,
+      nodes: round.outcomes,
+    }));
+    if (ok) return { deadline, gone: false, outcomes: round.outcomes };
+    const infra = isInfrastructureFailure(round.outcomes, quorum);
+    return {
+      deadline: undefined,
+      gone: !infra && !round.ok,
+      outcomes: round.outcomes,
+      error: round.ok
+        ? new QuorumError('extend', quorum, round.outcomes, expiredReason(ttl))
+        : infra
+          ? new QuorumError('extend', quorum, round.outcomes)
+          : new LockLostError(lock.resources, 'it is no longer held on a quorum of nodes'),
+    };
+  }
+
+  async #release(lock: Lock): Promise<readonly NodeOutcome[]> {
+    const { keyPrefix, quorum } = this.settings;
+    const keys = lock.resources.map((r) => lockKey(keyPrefix, r));
+    const channels = lock.resources.map((r) => releaseChannel(keyPrefix, r));
+    const round = await this.#track(
+      fanOut({
+        nodes: this.#nodes,
+        quorum,
+        timeout: this.#timeout(this.settings.ttl),
+        clock: this.#clock,
+        call: (node, signal) => node.release(keys, lock.value, channels, signal),
+        judge: () => ({ yes: true, status: 'released' }),
+      }),
+    );
+    this.#track(round.settled);
+    // Waiters in this process need no round trip to hear about it.
+    for (const r of lock.resources) for (const wake of this.#waiters.get(r) ?? []) wake.notify();
+    const error = round.ok ? undefined : new QuorumError('release', quorum, round.outcomes);
+    publish('release', () => ({
+      resources: lock.resources,
+      ok: round.ok,
+      durationMs: this.#clock.now() - round.startedAt,
+      nodes: round.outcomes,
+      ...(error ? { error } : {}),
+    }));
+    if (error) throw error;
+    return round.outcomes;
+  }
+}
+
+function expiredReason(ttl: number): string {
+  return `the round took longer than the validity of a ${ttl} ms ttl; raise ttl or nodeTimeout, or check node latency`;
+}
+
+function fencesOf(reply: AcquireReply | undefined): readonly number[] {
+  return reply?.ok ? reply.fences : [];
+}

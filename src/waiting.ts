@@ -1,0 +1,102 @@
+/**
+ * Waiting between acquire rounds: capped exponential backoff with full
+ * jitter, cut short by the holder's remaining ttl and by release notices
+ * published on the nodes; and a local FIFO queue so waiters of one process
+ * for the same resources take turns instead of stampeding the nodes.
+ */
+import { type Clock, sleep } from './clock.js';
+import type { RetryOptions } from './options.js';
+
+/** The backoff before retry number `attempt` (0-based): uniform in [0, min(maxDelay, minDelay·factor^attempt)]. */
+export function backoffDelay(
+  attempt: number,
+  retry: Required<RetryOptions>,
+  random: () => number = Math.random,
+): number {
+  const cap = Math.min(retry.maxDelay, retry.minDelay * retry.factor ** attempt);
+  return random() * cap;
+}
+
+/**
+ * Wakes a sleeping waiter early. `notify()` before `sleep()` makes the next
+ * sleep return at once, so a notice that lands during a round is not lost.
+ */
+export class Wakeup {
+  #pending = false;
+  #wake: (() => void) | undefined;
+
+  /** Records a release notice and wakes the current sleep, if any. */
+  notify(): void {
+    this.#pending = true;
+    this.#wake?.();
+  }
+
+  /** Sleeps up to `ms`, returning early on a notice or rejecting when `signal` aborts. */
+  async sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.#pending) {
+      this.#pending = false;
+      return;
+    }
+    const early = new AbortController();
+    this.#wake = () => early.abort();
+    const onAbort = () => early.abort(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await sleep(clock, ms, early.signal);
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      void err;
+    } finally {
+      this.#wake = undefined;
+      this.#pending = false;
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+}
+
+/**
+ * Per-key FIFO turns. `enter(key)` resolves when every earlier entrant for the
+ * same key has left; the returned function leaves (idempotent).
+ */
+export class LocalQueue {
+  readonly #tails = new Map<string, Promise<void>>();
+
+  async enter(key: string, signal?: AbortSignal): Promise<() => void> {
+    const previous = this.#tails.get(key) ?? Promise.resolve();
+    let leave!: () => void;
+    const mine = new Promise<void>((resolve) => {
+      leave = resolve;
+    });
+    const tail = previous.then(() => mine);
+    this.#tails.set(key, tail);
+    let left = false;
+    const exit = () => {
+      if (left) return;
+      left = true;
+      leave();
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    };
+    if (signal) {
+      if (signal.aborted) {
+        exit();
+        throw signal.reason;
+      }
+      let onAbort!: () => void;
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => reject(signal.reason);
+        signal.addEventListener('abort', onAbort, { once: true });
+      });
+      try {
+        await Promise.race([previous, aborted]);
+      } catch (err) {
+        exit();
+        throw err;
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    } else {
+      await previous;
+    }
+    return exit;
+  }
+}
