@@ -14,6 +14,8 @@ export {
   LockTakenError,
   QuorumError,
 } from './errors.js';
+export * from './guard.js';
+export { Leader, type LeaderOptions, type LeaderRoutine } from './leader.js';
 export { Lock } from './lock.js';
 export type { AcquireOptions, RedlockOptions, RetryOptions } from './options.js';
 export type { NodeOutcome, NodeStatus } from './quorum.js';

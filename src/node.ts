@@ -68,6 +68,11 @@ export interface LockNode {
    * active, with a function that stops listening. Optional: nodes without it are polled.
    */
   subscribe?(channel: string, listener: () => void, signal: AbortSignal): Promise<() => void>;
+  /**
+   * Resolves once the first connection attempt has ended, either way (at most
+   * after the connect wait). Optional: nodes without it are always ready.
+   */
+  connected?(): Promise<void>;
   /** Closes the connections this node opened (including its subscriber). */
   close(): Promise<void>;
 }
@@ -156,6 +161,13 @@ export class RedisNode implements LockNode {
       pttl: Number(pttl),
       fence: fence == null ? null : Number(fence),
     };
+  }
+
+  connected(): Promise<void> {
+    if (this.#everReady || !['wait', 'connecting', 'connect'].includes(this.client.status)) {
+      return Promise.resolve();
+    }
+    return this.#ready(AbortSignal.timeout(this.#connectWaitMs)).catch(() => {});
   }
 
   async subscribe(channel: string, listener: () => void, signal: AbortSignal): Promise<() => void> {

@@ -22,7 +22,7 @@ export interface RedlockOptions {
   readonly driftFactor?: number;
   /** Fixed clock drift allowance, ms. Default 2. */
   readonly driftMs?: number;
-  /** Deadline of each call to one node, ms. Default ttl/200 clamped to [10, 1000]. */
+  /** Deadline of each call to one node, ms. Default ttl/100 clamped to [50, 1000]. */
   readonly nodeTimeout?: number;
   /** Nodes that must agree. Default ⌊N/2⌋+1; values ≤ N/2 are rejected. */
   readonly quorum?: number;
@@ -90,9 +90,14 @@ const REDLOCK_KEYS = [
 const ACQUIRE_KEYS = ['ttl', 'wait', 'signal', 'renew', 'onLost'];
 const RETRY_KEYS = ['minDelay', 'maxDelay', 'factor'];
 
-/** The per-call deadline derived from ttl: ttl/200 clamped to [10, 1000] ms. */
+/**
+ * The per-call deadline derived from ttl: ttl/100 clamped to [50, 1000] ms.
+ * The floor keeps an event-loop hiccup on a busy client from failing calls to
+ * healthy nodes; rounds decide at quorum, so a dead node costs nothing until
+ * a majority needs it.
+ */
 export function defaultNodeTimeout(ttl: number): number {
-  return Math.min(1000, Math.max(10, Math.round(ttl / 200)));
+  return Math.min(1000, Math.max(50, Math.round(ttl / 100)));
 }
 
 /** Validates instance options for `nodeCount` nodes and fills in defaults. */

@@ -16,6 +16,7 @@ import {
 } from './errors.js';
 import { chooseTokens } from './fencing.js';
 import { fenceKey, lockKey, releaseChannel } from './keys.js';
+import { Leader, type LeaderOptions, type LeaderRoutine } from './leader.js';
 import { type ExtendResult, Lock, type LockContext } from './lock.js';
 import type { AcquireReply, LockNode } from './node.js';
 import {
@@ -89,6 +90,7 @@ export class Redlock {
   readonly #aborts = new Set<AbortController>();
   readonly #ctx: LockContext;
   #closed: Promise<void> | undefined;
+  #connected: Promise<unknown> | undefined;
 
   /**
    * @param nodes URLs (`redis://[user:password@]host[:port][/db]`, `rediss://…`) or ioredis
@@ -197,10 +199,28 @@ export class Redlock {
     return result;
   }
 
+  /**
+   * Campaigns for leadership of `resource` until `stop()`: while elected, runs
+   * `fn(signal, lock)` with the lock renewed; on loss aborts `signal` and
+   * campaigns again.
+   */
+  leader(resource: string, options: LeaderOptions, fn: LeaderRoutine): Leader;
+  leader(resource: string, fn: LeaderRoutine): Leader;
+  leader(
+    resource: string,
+    optionsOrFn: LeaderOptions | LeaderRoutine,
+    maybeFn?: LeaderRoutine,
+  ): Leader {
+    const fn = typeof optionsOrFn === 'function' ? optionsOrFn : maybeFn;
+    const options = typeof optionsOrFn === 'function' ? {} : optionsOrFn;
+    return new Leader(this, resource, options, fn as LeaderRoutine);
+  }
+
   /** Reads `resource` on every node: holder, remaining ttl and fence counter. */
   async inspect(resource: string): Promise<ResourceState> {
     const [name] = resolveResources(resource);
     this.#checkOpen();
+    await this.#firstConnection();
     const prefix = this.settings.keyPrefix;
     const round = await fanOut({
       nodes: this.#nodes,
@@ -256,6 +276,12 @@ export class Redlock {
     if (this.#closed) throw new ClosedError();
   }
 
+  /** Waits, once, for every node's first connection attempt, so the first round is not lost to it. */
+  #firstConnection(): Promise<unknown> {
+    this.#connected ??= Promise.all(this.#nodes.map((n) => n.connected?.()));
+    return this.#connected;
+  }
+
   #timeout(ttl: number): number {
     return this.settings.nodeTimeout ?? defaultNodeTimeout(ttl);
   }
@@ -274,6 +300,7 @@ export class Redlock {
     const controller = new AbortController();
     const onAbort = () => controller.abort(a.signal!.reason);
     if (a.signal?.aborted) throw a.signal.reason;
+    await this.#firstConnection();
     a.signal?.addEventListener('abort', onAbort, { once: true });
     this.#aborts.add(controller);
     const signal = controller.signal;
