@@ -187,6 +187,10 @@ export class RedisNode implements LockNode {
     if (listeners.size === 1) {
       try {
         const subscriber = this.#subscriberClient();
+        // Queue a SUBSCRIBE only behind the first connection, never behind a reconnect that may not come.
+        if (!['ready', 'wait', 'connecting', 'connect'].includes(subscriber.status)) {
+          throw new NodeUnavailableError(`${this.id} subscriber is not connected (${subscriber.status})`);
+        }
         await raceAbort(subscriber.subscribe(channel), signal);
       } catch (err) {
         unsubscribe();
@@ -223,24 +227,26 @@ export class RedisNode implements LockNode {
   }
 
   /** EVALSHA, falling back to EVAL (which caches the script) when the node does not know it yet. */
-  async #run(
+  #run(
     script: Script,
     keys: readonly string[],
     args: readonly string[],
     signal: AbortSignal,
   ): Promise<unknown> {
-    await this.#ready(signal);
+    if (this.client.status === 'ready') return this.#send(script, keys, args);
+    return this.#ready(signal).then(() => this.#send(script, keys, args));
+  }
+
+  async #send(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     if (this.#inFlight >= MAX_IN_FLIGHT) {
       throw new NodeUnavailableError(`${this.id} has ${this.#inFlight} calls in flight`);
     }
     this.#inFlight++;
     try {
-      try {
-        return await this.client.evalsha(script.sha, keys.length, ...keys, ...args);
-      } catch (err) {
-        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
-        return await this.client.eval(script.lua, keys.length, ...keys, ...args);
-      }
+      return await this.client.evalsha(script.sha, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return await this.client.eval(script.lua, keys.length, ...keys, ...args);
     } finally {
       this.#inFlight--;
     }

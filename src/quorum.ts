@@ -72,110 +72,111 @@ export interface FanOutOptions<T> {
   readonly judge: (reply: T) => Verdict;
 }
 
-/** Runs one operation on every node and decides at quorum. Never rejects. */
+/**
+ * Runs one operation on every node and decides at quorum. Never rejects. All
+ * calls of a round share one deadline, one timer and one abort signal.
+ */
 export function fanOut<T>(opts: FanOutOptions<T>): Promise<Round<T>> {
-  const { nodes, quorum, timeout, clock } = opts;
+  const { nodes, quorum, timeout, clock, judge } = opts;
   const startedAt = clock.now();
   const outcomes: NodeOutcome[] = nodes.map((n) => ({ node: n.id, status: 'pending' }));
+  const finished: boolean[] = nodes.map(() => false);
   const replies = new Map<number, T>();
+  const controller = new AbortController();
   let yes = 0;
   let no = 0;
   let remaining = nodes.length;
+  let decided = false;
+  let decide!: (round: Round<T>) => void;
+  let finishSettled!: () => void;
+  const settled = new Promise<{
+    outcomes: readonly NodeOutcome[];
+    replies: ReadonlyMap<number, T>;
+  }>((resolve) => {
+    finishSettled = () => resolve({ outcomes, replies });
+  });
+  const decision = new Promise<Round<T>>((resolve) => {
+    decide = resolve;
+  });
 
-  return new Promise((decide) => {
-    let decided = false;
-    let finishSettled: () => void = () => {};
-    const settled = new Promise<{
-      outcomes: readonly NodeOutcome[];
-      replies: ReadonlyMap<number, T>;
-    }>((resolve) => {
-      finishSettled = () => resolve({ outcomes, replies });
-    });
-
-    const tryDecide = () => {
-      if (decided) return;
-      const ok = yes >= quorum;
-      if (!ok && no <= nodes.length - quorum) return;
+  const record = (i: number, outcome: NodeOutcome, isYes: boolean) => {
+    finished[i] = true;
+    outcomes[i] = outcome;
+    if (isYes) yes++;
+    else no++;
+    remaining--;
+    if (!decided && (yes >= quorum || no > nodes.length - quorum)) {
       decided = true;
-      decide({ ok, startedAt, outcomes: [...outcomes], replies: new Map(replies), settled });
-    };
+      decide({
+        ok: yes >= quorum,
+        startedAt,
+        outcomes: [...outcomes],
+        replies: new Map(replies),
+        settled,
+      });
+    }
+    if (remaining === 0) {
+      cancelTimer();
+      finishSettled();
+    }
+  };
+  const fail = (i: number, status: 'error' | 'timeout', cause: unknown) =>
+    record(i, { node: nodes[i]!.id, status, latencyMs: clock.now() - startedAt, cause }, false);
 
-    const record = (i: number, outcome: NodeOutcome, isYes: boolean) => {
-      outcomes[i] = outcome;
-      if (isYes) yes++;
-      else no++;
-      remaining--;
-      tryDecide();
-      if (remaining === 0) finishSettled();
-    };
+  const cancelTimer = clock.setTimer(() => {
+    const cause = new NodeTimeoutError(`no answer within ${timeout} ms`);
+    controller.abort(cause);
+    for (let i = 0; i < nodes.length; i++) {
+      if (!finished[i])
+        fail(
+          i,
+          'timeout',
+          new NodeTimeoutError(`${nodes[i]!.id} did not answer within ${timeout} ms`),
+        );
+    }
+  }, timeout);
 
-    nodes.forEach((node, i) => {
-      const controller = new AbortController();
-      let finished = false;
-      const cancelTimer = clock.setTimer(() => {
-        if (finished) return;
-        finished = true;
-        controller.abort(new NodeTimeoutError(`${node.id} did not answer within ${timeout} ms`));
+  nodes.forEach((node, i) => {
+    let call: Promise<T>;
+    try {
+      call = opts.call(node, controller.signal);
+    } catch (err) {
+      call = Promise.reject(err);
+    }
+    call.then(
+      (reply) => {
+        if (finished[i]) return;
+        let verdict: Verdict;
+        try {
+          verdict = judge(reply);
+        } catch (err) {
+          fail(i, 'error', err);
+          return;
+        }
+        if (verdict.yes) replies.set(i, reply);
         record(
           i,
           {
             node: node.id,
-            status: 'timeout',
+            status: verdict.status,
             latencyMs: clock.now() - startedAt,
-            cause: controller.signal.reason,
+            ...(verdict.holderTtl === undefined ? {} : { holderTtl: verdict.holderTtl }),
           },
-          false,
+          verdict.yes,
         );
-      }, timeout);
-
-      let call: Promise<T>;
-      try {
-        call = opts.call(node, controller.signal);
-      } catch (err) {
-        call = Promise.reject(err);
-      }
-      call.then(
-        (reply) => {
-          if (finished) return;
-          finished = true;
-          cancelTimer();
-          let verdict: Verdict;
-          try {
-            verdict = opts.judge(reply);
-          } catch (err) {
-            record(
-              i,
-              { node: node.id, status: 'error', latencyMs: clock.now() - startedAt, cause: err },
-              false,
-            );
-            return;
-          }
-          if (verdict.yes) replies.set(i, reply);
-          record(
-            i,
-            {
-              node: node.id,
-              status: verdict.status,
-              latencyMs: clock.now() - startedAt,
-              ...(verdict.holderTtl === undefined ? {} : { holderTtl: verdict.holderTtl }),
-            },
-            verdict.yes,
-          );
-        },
-        (err: unknown) => {
-          if (finished) return;
-          finished = true;
-          cancelTimer();
-          record(
-            i,
-            { node: node.id, status: 'error', latencyMs: clock.now() - startedAt, cause: err },
-            false,
-          );
-        },
-      );
-    });
-    if (nodes.length === 0) tryDecide();
+      },
+      (err: unknown) => {
+        if (!finished[i]) fail(i, 'error', err);
+      },
+    );
   });
+  if (nodes.length === 0) {
+    cancelTimer();
+    decided = true;
+    decide({ ok: quorum <= 0, startedAt, outcomes, replies, settled });
+    finishSettled();
+  }
+  return decision;
 }
 
 /** True when a failed round failed for lack of reachable nodes rather than because the lock is taken. */

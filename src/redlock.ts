@@ -12,6 +12,7 @@ import {
   ClosedError,
   InvalidArgumentError,
   LockLostError,
+  LockTakenError,
   QuorumError,
 } from './errors.js';
 import { chooseTokens } from './fencing.js';
@@ -146,9 +147,9 @@ export class Redlock {
    */
   async acquire(resources: string | readonly string[], options?: AcquireOptions): Promise<Lock> {
     const a = resolveAcquire(resources, options, this.settings, Number.POSITIVE_INFINITY);
-    const lock = await this.#acquire(a);
-    if (lock) return lock;
-    throw new AcquireTimeoutError(a.resources, a.wait);
+    const result = await this.#acquire(a);
+    if (result instanceof Lock) return result;
+    throw result;
   }
 
   /**
@@ -160,7 +161,8 @@ export class Redlock {
     options?: AcquireOptions,
   ): Promise<Lock | null> {
     const a = resolveAcquire(resources, options, this.settings, 0);
-    return this.#acquire(a);
+    const result = await this.#acquire(a);
+    return result instanceof Lock ? result : null;
   }
 
   /**
@@ -293,8 +295,8 @@ export class Redlock {
     return promise;
   }
 
-  /** The acquire loop shared by acquire and tryAcquire; null when `wait` ran out. */
-  async #acquire(a: AcquireSettings): Promise<Lock | null> {
+  /** The acquire loop shared by acquire and tryAcquire; an AcquireTimeoutError when `wait` ran out. */
+  async #acquire(a: AcquireSettings): Promise<Lock | AcquireTimeoutError> {
     this.#checkOpen();
     const clock = this.#clock;
     const controller = new AbortController();
@@ -307,11 +309,17 @@ export class Redlock {
     const deadline = clock.now() + a.wait;
     const prefix = randomBytes(16).toString('base64url');
     const wake = new Wakeup();
+    const queueKey = a.resources.join('\u0000');
     let leave: (() => void) | undefined;
     let unsubscribe: (() => void) | undefined;
     let attempt = 0;
     let lastTaken: Attempt | undefined;
     try {
+      // Waiters of this process already queue for these resources: line up behind them.
+      if (a.wait > 0 && this.#queue.busy(queueKey)) {
+        leave = await this.#queue.enter(queueKey, signal);
+        unsubscribe = await this.#listen(a.resources, wake, signal);
+      }
       for (let round = 0; ; round++) {
         const result = await this.#attempt(a, prefix, `${prefix}.${round}`);
         if (result.kind === 'acquired') {
@@ -336,12 +344,21 @@ export class Redlock {
               expiredReason(a.ttl),
             );
           }
-          return null;
+          const cause =
+            lastTaken?.kind === 'taken'
+              ? new LockTakenError(a.resources, lastTaken.holderTtl, lastTaken.outcomes)
+              : new QuorumError(
+                  'acquire',
+                  this.settings.quorum,
+                  result.outcomes,
+                  expiredReason(a.ttl),
+                );
+          return new AcquireTimeoutError(a.resources, a.wait, cause);
         }
         if (!leave) {
           // Take our turn behind earlier waiters of this process, and listen for
           // release notices, then retry at once so no notice is missed.
-          leave = await this.#queue.enter(a.resources.join('\u0000'), signal);
+          leave = await this.#queue.enter(queueKey, signal);
           unsubscribe = await this.#listen(a.resources, wake, signal);
           continue;
         }
@@ -488,6 +505,7 @@ export class Redlock {
     signal: AbortSignal,
   ): Promise<() => void> {
     const stops: Array<() => void> = [];
+    let stopped = false;
     for (const r of resources) {
       const set = this.#waiters.get(r) ?? new Set();
       this.#waiters.set(r, set);
@@ -500,29 +518,38 @@ export class Redlock {
         if (set?.size === 0) this.#waiters.delete(r);
       }
     });
-    const timeout = new AbortController();
-    const cancel = this.#clock.setTimer(
-      () => timeout.abort(new Error('subscribe timed out')),
-      this.#timeout(this.settings.ttl) * 2,
-    );
-    const both = AbortSignal.any([signal, timeout.signal]);
-    const notify = () => wake.notify();
-    await Promise.allSettled(
-      this.#nodes.flatMap((node) =>
-        node.subscribe
-          ? resources.map((r) =>
-              node.subscribe!(releaseChannel(this.settings.keyPrefix, r), notify, both).then(
-                (stop) => {
-                  stops.push(stop);
-                },
-              ),
-            )
-          : [],
-      ),
-    );
-    cancel();
+    // A release is announced on at least a quorum of nodes, so listening on a
+    // quorum is enough to hear it; do not wait for slow or paused nodes.
+    const subscribing = this.#nodes.filter((n) => n.subscribe);
+    if (subscribing.length > 0) {
+      const needed = Math.min(this.settings.quorum, subscribing.length);
+      let done = 0;
+      await new Promise<void>((resolve) => {
+        const cancel = this.#clock.setTimer(resolve, this.#timeout(this.settings.ttl));
+        const finish = () => {
+          if (++done === needed) {
+            cancel();
+            resolve();
+          }
+        };
+        const notify = () => wake.notify();
+        for (const node of subscribing) {
+          Promise.allSettled(
+            resources.map((r) =>
+              node.subscribe!(releaseChannel(this.settings.keyPrefix, r), notify, signal),
+            ),
+          ).then((results) => {
+            for (const r of results) if (r.status === 'fulfilled') stops.push(r.value);
+            // Subscriptions that complete after the waiter left are dropped at once.
+            if (stopped) for (const stop of stops.splice(0)) stop();
+            else if (results.every((r) => r.status === 'fulfilled')) finish();
+          });
+        }
+      });
+    }
     return () => {
-      for (const stop of stops) stop();
+      stopped = true;
+      for (const stop of stops.splice(0)) stop();
     };
   }
 

@@ -61,6 +61,11 @@ export class Wakeup {
 export class LocalQueue {
   readonly #tails = new Map<string, Promise<void>>();
 
+  /** True while someone holds or waits for a turn on `key`. */
+  busy(key: string): boolean {
+    return this.#tails.has(key);
+  }
+
   async enter(key: string, signal?: AbortSignal): Promise<() => void> {
     const previous = this.#tails.get(key) ?? Promise.resolve();
     let leave!: () => void;
