@@ -128,8 +128,46 @@ export async function fencedCall(
   }
   if (!Array.isArray(args)) throw new InvalidArgumentError('args must be an array');
   for (const [i, a] of args.entries()) checkValue(a, `args[${i}]`);
-  const fenceKey = guardKeyOf(key, opts);
+  return runGuard(redis, key, guardKeyOf(key, opts), token, command, args);
+}
 
+/**
+ * Records `token` as the highest seen for the resource of `key` if it is at
+ * least the highest, writing nothing else. Claim before a read-modify-write:
+ * once claimed, a stale holder can no longer write between your read and your write.
+ */
+export async function fencedClaim(
+  redis: Redis | Cluster,
+  key: string,
+  token: number,
+  opts: FenceGuardOptions = {},
+): Promise<FencedResult> {
+  checkKey(key, 'key');
+  checkToken(token);
+  const { accepted, highest } = await runGuard(redis, key, guardKeyOf(key, opts), token, '', []);
+  return { accepted, highest };
+}
+
+/** The highest token the guard has seen for the resource of `key`, or null if none yet. */
+export async function highestFence(
+  redis: Redis | Cluster,
+  key: string,
+  opts: FenceGuardOptions = {},
+): Promise<number | null> {
+  checkKey(key, 'key');
+  const stored = await redis.get(guardKeyOf(key, opts));
+  return stored === null ? null : Number(stored);
+}
+
+/** Runs the guard script; an empty `command` only records the token. */
+async function runGuard(
+  redis: Redis | Cluster,
+  key: string,
+  fenceKey: string,
+  token: number,
+  command: string,
+  args: readonly FencedArgument[],
+): Promise<FencedCallResult> {
   const keys = [key, fenceKey];
   const argv = [String(token), command, ...args];
   let reply: unknown;
@@ -143,17 +181,6 @@ export async function fencedCall(
   return ok === 1
     ? { accepted: true, highest: Number(highest), reply: result }
     : { accepted: false, highest: Number(highest), reply: undefined };
-}
-
-/** The highest token the guard has seen for the resource of `key`, or null if none yet. */
-export async function highestFence(
-  redis: Redis | Cluster,
-  key: string,
-  opts: FenceGuardOptions = {},
-): Promise<number | null> {
-  checkKey(key, 'key');
-  const stored = await redis.get(guardKeyOf(key, opts));
-  return stored === null ? null : Number(stored);
 }
 
 function guardKeyOf(key: string, opts: FenceGuardOptions): string {

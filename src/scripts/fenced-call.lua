@@ -5,7 +5,8 @@
 -- KEYS[1]   the guarded key
 -- KEYS[2]   the resource's highest-token key (same hash slot as KEYS[1])
 -- ARGV[1]   the caller's token, a non-negative integer below 2^53
--- ARGV[2]   the command, such as SET, DEL or HSET; it must touch only KEYS[1]
+-- ARGV[2]   the command, such as SET, DEL or HSET; it must touch only KEYS[1];
+--           empty to only record the token (a claim before a read-modify-write)
 -- ARGV[3..] the command's arguments after the key
 --
 -- Returns {1, token, reply} when the command ran (the highest is now the token),
@@ -24,6 +25,7 @@ end
 if highest > token then return {0, stored} end
 -- The command runs first: if it fails, the script stops before the token is
 -- remembered: a command that fails never moves the high-water mark.
-local reply = redis.call(ARGV[2], KEYS[1], unpack(ARGV, 3))
+local reply = false
+if ARGV[2] ~= '' then reply = redis.call(ARGV[2], KEYS[1], unpack(ARGV, 3)) end
 if highest < token then redis.call('SET', KEYS[2], ARGV[1]) end
 return {1, ARGV[1], reply}

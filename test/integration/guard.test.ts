@@ -8,6 +8,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   fencedCall,
+  fencedClaim,
   fencedDel,
   fencedSet,
   highestFence,
@@ -169,6 +170,28 @@ describe('fencedCall', () => {
     await redis.set(highestFenceKey('doc:bad'), 'not-a-number');
     await expect(fencedSet(redis, 'doc:bad', 'v', 1)).rejects.toThrow(/does not hold a number/);
     expect(await redis.exists('doc:bad')).toBe(0);
+  });
+});
+
+describe('fencedClaim', () => {
+  it('records the token without writing, so a stale holder cannot write between read and write', async () => {
+    await fencedSet(redis, 'counter', '10', 4); // the previous holder
+    expect(await fencedClaim(redis, 'counter', 5)).toEqual({ accepted: true, highest: 5 });
+    const read = Number(await redis.get('counter'));
+    // The previous holder wakes up between the new holder's read and write: refused.
+    expect((await fencedSet(redis, 'counter', '999', 4)).accepted).toBe(false);
+    expect(await fencedSet(redis, 'counter', String(read + 1), 5)).toEqual({
+      accepted: true,
+      highest: 5,
+    });
+    expect(await redis.get('counter')).toBe('11');
+  });
+
+  it('refuses a stale claim and creates no guarded key', async () => {
+    expect(await fencedClaim(redis, 'fresh', 9)).toEqual({ accepted: true, highest: 9 });
+    expect(await redis.exists('fresh')).toBe(0);
+    expect(await fencedClaim(redis, 'fresh', 8)).toEqual({ accepted: false, highest: 9 });
+    expect(await highestFence(redis, 'fresh')).toBe(9);
   });
 });
 

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/errors.js';
 import {
   fencedCall,
+  fencedClaim,
   fencedDel,
   fencedSet,
   highestFence,
@@ -80,6 +81,7 @@ describe('guard input validation', () => {
       expect(err).toBeInstanceOf(InvalidArgumentError);
       expect((err as InvalidArgumentError).code).toBe('ERR_LOCK_INVALID_ARGUMENT');
       await expect(fencedDel(redis, 'k', token as number)).rejects.toThrow(/token/);
+      await expect(fencedClaim(redis, 'k', token as number)).rejects.toThrow(/token/);
       await expect(fencedCall(redis, 'k', token as number, 'HSET', ['f', 'v'])).rejects.toThrow(
         /token/,
       );
