@@ -1,0 +1,774 @@
+// Turns raw per-repetition results into the summary (medians with min–max),
+// the target verdicts, Markdown tables for stdout and a self-contained HTML
+// report with inline SVG latency-distribution charts.
+import { spread } from './stats.mjs';
+
+const ok = (r) => r && !r.failed;
+
+/** spread() of `pick(run)` over the usable runs of one contender. */
+function over(list, pick) {
+  return spread((list ?? []).filter(ok).map(pick));
+}
+
+/** Up to three distinct error messages (and failures) seen in the runs. */
+function samplesOf(list) {
+  const all = list.flatMap((r) => (r.failed ? [r.failed] : (r.errorSamples ?? [])));
+  return [...new Set(all)].slice(0, 3);
+}
+
+/** Footnotes naming the errors of each contender that had any. */
+function errorNotes(table, labels, what = 'errors') {
+  return Object.entries(table)
+    .filter(([, x]) => x.errorSamples?.length)
+    .map(([id, x]) => `${labels[id]} ${what}: ${x.errorSamples.join('; ')}`);
+}
+
+function summarizeSequential(runs) {
+  const out = {};
+  for (const [cid, list] of Object.entries(runs)) {
+    const usable = list.filter((r) => ok(r) && !r.stalled && r.pairs > 0);
+    out[cid] = {
+      acquireP50: over(usable, (r) => r.acquire.p50),
+      acquireP90: over(usable, (r) => r.acquire.p90),
+      acquireP99: over(usable, (r) => r.acquire.p99),
+      acquireMax: over(usable, (r) => r.acquire.max),
+      releaseP50: over(usable, (r) => r.release.p50),
+      releaseP99: over(usable, (r) => r.release.p99),
+      pairP50: over(usable, (r) => r.pair.p50),
+      pairP90: over(usable, (r) => r.pair.p90),
+      pairP99: over(usable, (r) => r.pair.p99),
+      pairMax: over(usable, (r) => r.pair.max),
+      pairsPerSec: over(usable, (r) => r.pairsPerSec),
+      cpuUsPerPair: over(usable, (r) => r.cpuUsPerPair),
+      stalled: list.filter((r) => r.stalled).map((r) => r.stalled),
+      failed: list.filter((r) => r.failed).map((r) => r.failed),
+      errors: list.filter(ok).reduce((s, r) => s + (r.errors ?? 0), 0),
+      errorSamples: samplesOf(list),
+    };
+  }
+  return out;
+}
+
+function summarizeConcurrent(runs) {
+  const out = {};
+  for (const [cid, list] of Object.entries(runs)) {
+    out[cid] = {
+      pairsPerSec: over(list, (r) => r.pairsPerSec),
+      cpuUsPerPair: over(list, (r) => r.cpuUsPerPair),
+      pairP50: over(list, (r) => r.pair.p50),
+      pairP99: over(list, (r) => r.pair.p99),
+      errors: list.filter(ok).reduce((s, r) => s + r.errors, 0),
+      errorSamples: samplesOf(list),
+      stalled: list.filter((r) => r.stalled).map((r) => r.stalled),
+      failed: list.filter((r) => r.failed).map((r) => r.failed),
+    };
+  }
+  return out;
+}
+
+function summarizeContended(runs) {
+  const out = {};
+  for (const [cid, list] of Object.entries(runs)) {
+    const usable = list.filter(ok);
+    out[cid] = {
+      sectionsPerSec: over(usable, (r) => r.sectionsPerSec),
+      handoffP50: over(usable, (r) => r.handoff.p50),
+      handoffP99: over(usable, (r) => r.handoff.p99),
+      maxGapMs: over(usable, (r) => r.maxGapMs),
+      failedPerSection: over(usable, (r) => r.failedPerSection ?? Number.NaN),
+      shareMinMax: over(usable, (r) => r.shareMinMax),
+      sameHolderShare: over(usable, (r) => r.sameHolderShare),
+      cpuUsPerSection: over(usable, (r) => r.cpuUsPerSection),
+      overlaps: usable.reduce((s, r) => s + r.overlaps, 0),
+      acquireErrors: usable.reduce((s, r) => s + r.acquireErrors, 0),
+      undrained: usable.filter((r) => !r.drained).length,
+      errorSamples: samplesOf(usable),
+      failed: list.filter((r) => r.failed).map((r) => r.failed),
+    };
+  }
+  return out;
+}
+
+/** Builds everything the bench prints and writes from `results`. */
+export function buildReport(results) {
+  const s = results.scenarios;
+  const summary = {};
+  if (s.sequential) summary.sequential = summarizeSequential(s.sequential.runs);
+  if (s.concurrent) summary.concurrent = summarizeConcurrent(s.concurrent.runs);
+  if (s.contended) summary.contended = summarizeContended(s.contended.runs);
+  if (s.degraded) {
+    summary.degraded = {};
+    for (const [k, runs] of Object.entries(s.degraded.runs)) {
+      summary.degraded[k] = summarizeSequential(runs);
+    }
+  }
+  if (s.multiRegion) summary.multiRegion = summarizeSequential(s.multiRegion.runs);
+  if (s.memory) summary.memory = s.memory;
+
+  const targets = evaluateTargets(results, summary);
+  const tables = buildTables(results, summary, targets);
+  return {
+    summary,
+    targets,
+    markdown: renderMarkdown(results, tables),
+    html: renderHtml(results, tables),
+  };
+}
+
+// ---- targets ------------------------------------------------------------------------
+
+const Q = 'quorumlock';
+const QOFF = 'quorumlock-nofence';
+
+function evaluateTargets(results, summary) {
+  const kinds = Object.fromEntries(results.contenders.map((c) => [c.id, c.kind]));
+  const labels = Object.fromEntries(results.contenders.map((c) => [c.id, c.label]));
+  const libraries = results.contenders.filter((c) => c.kind === 'library').map((c) => c.id);
+  const targets = [];
+  const add = (area, target, measured, met, detail) =>
+    targets.push({ area, target, measured, met, detail });
+  const med = (x) => x?.median;
+  const fin = Number.isFinite;
+
+  /** The library with the best value of `pick` (min or max), among those measured. */
+  const best = (table, pick, dir) => {
+    let id = null;
+    let v = dir === 'min' ? Number.POSITIVE_INFINITY : Number.NEGATIVE_INFINITY;
+    for (const lib of libraries) {
+      const x = med(pick(table?.[lib]));
+      if (!fin(x)) continue;
+      if (dir === 'min' ? x < v : x > v) {
+        v = x;
+        id = lib;
+      }
+    }
+    return id === null ? null : { id, v, label: labels[id] };
+  };
+  const ratio = (a, b) => (fin(a) && fin(b) && b !== 0 ? a / b : Number.NaN);
+  const r2 = (x) => (fin(x) ? x.toFixed(2) : 'n/a');
+
+  const seq = summary.sequential;
+  if (seq?.[Q]) {
+    const q = med(seq[Q].pairP50);
+    const floorB = med(seq['floor-majority']?.pairP50);
+    const r = ratio(q, floorB);
+    add(
+      'sequential',
+      'pair p50 ≤ 1.05 × majority floor',
+      `${r2(r)}× (${q} vs ${floorB} µs)`,
+      r <= 1.05,
+    );
+    const others = Object.keys(seq).filter(
+      (id) => id !== Q && id !== QOFF && id !== 'floor-majority' && kinds[id] !== 'reference',
+    );
+    const beaten = others.filter((id) => fin(med(seq[id].pairP50)) && med(seq[id].pairP50) < q);
+    const minOther = Math.min(...others.map((id) => med(seq[id].pairP50)).filter(fin));
+    add(
+      'sequential',
+      'pair p50 ≤ every other contender (libraries and all-replies floor)',
+      `${r2(ratio(q, minOther))}× the fastest of them${beaten.length ? `; faster: ${beaten.map((id) => labels[id]).join(', ')}` : ''}`,
+      beaten.length === 0,
+      'the 1-node Mutex is a single-Redis reference, not a quorum, and is not part of this target',
+    );
+  }
+
+  const conc = summary.concurrent;
+  if (conc?.[Q]) {
+    const b = best(conc, (x) => x?.pairsPerSec, 'max');
+    const q = med(conc[Q].pairsPerSec);
+    const r = ratio(q, b?.v);
+    add(
+      'concurrent',
+      'pairs/s ≥ 2 × best other quorum library',
+      `${r2(r)}× (${Math.round(q)} vs ${Math.round(b?.v)} pairs/s, ${b?.label})`,
+      r >= 2,
+    );
+    const c = best(conc, (x) => x?.cpuUsPerPair, 'min');
+    const qc = med(conc[Q].cpuUsPerPair);
+    const rc = ratio(qc, c?.v);
+    add(
+      'concurrent',
+      'client CPU per pair ≤ 0.5 × the other quorum libraries',
+      `${r2(rc)}× (${qc?.toFixed(0)} vs ${c?.v?.toFixed(0)} µs/pair, ${c?.label}, the lowest of them)`,
+      rc <= 0.5,
+    );
+  }
+
+  const cont = summary.contended;
+  if (cont?.[Q]) {
+    const q = cont[Q];
+    const b = best(cont, (x) => x?.sectionsPerSec, 'max');
+    const r = ratio(med(q.sectionsPerSec), b?.v);
+    add(
+      'contended',
+      'critical sections/s ≥ 1.5 × best other quorum library',
+      `${r2(r)}× (${med(q.sectionsPerSec)?.toFixed(0)} vs ${b?.v?.toFixed(0)}/s, ${b?.label})`,
+      r >= 1.5,
+    );
+    const h = best(cont, (x) => x?.handoffP50, 'min');
+    const rh = ratio(med(q.handoffP50), h?.v);
+    add(
+      'contended',
+      'handoff p50 ≤ 0.5 × the other quorum libraries',
+      `${r2(rh)}× (${med(q.handoffP50)} vs ${h?.v} µs, ${h?.label}, the lowest of them)`,
+      rh <= 0.5,
+    );
+    add(
+      'contended',
+      'no gap > 100 ms while a client waits',
+      `longest ${q.maxGapMs.max?.toFixed(1)} ms (worst repetition)`,
+      q.maxGapMs.max <= 100,
+    );
+    add(
+      'contended',
+      'per-client share min/max ≥ 0.3',
+      `${q.shareMinMax.min?.toFixed(2)} (worst repetition)`,
+      q.shareMinMax.min >= 0.3,
+    );
+    const f = best(cont, (x) => x?.failedPerSection, 'min');
+    const qf = med(q.failedPerSection);
+    const rf = ratio(qf, f?.v);
+    add(
+      'contended',
+      'failed rounds per critical section ≤ 0.2 × the other quorum libraries',
+      fin(qf)
+        ? `${fin(rf) ? `${r2(rf)}×` : 'n/a'} (${qf.toFixed(3)} vs ${f?.v?.toFixed(3)}, ${f?.label}, the lowest of them)`
+        : 'not countable (quorumlock publishes no round events)',
+      fin(rf) ? rf <= 0.2 : fin(qf) && qf === 0,
+    );
+    const overlapTotal = Object.values(cont).reduce((sum, x) => sum + x.overlaps, 0);
+    add(
+      'contended',
+      'overlaps = 0 (every contender)',
+      `${overlapTotal} overlapping critical sections in total`,
+      overlapTotal === 0,
+    );
+  }
+
+  const deg = summary.degraded;
+  if (deg?.baseline?.[Q]) {
+    const base = med(deg.baseline[Q].acquireP50);
+    for (const k of ['down', 'slow']) {
+      const v = med(deg[k]?.[Q]?.acquireP50);
+      const change = ratio(v, base) - 1;
+      add(
+        'degraded',
+        `one node ${k === 'down' ? 'down' : `${results.meta.slowRttMs} ms slower`}: acquire p50 changes < 10%`,
+        `${fin(change) ? `${(change * 100).toFixed(1)}%` : 'n/a'} (${v} vs ${base} µs)`,
+        Math.abs(change) < 0.1,
+      );
+    }
+  }
+
+  const mr = summary.multiRegion;
+  if (mr?.[Q] && results.scenarios.multiRegion?.limitMs) {
+    const limitUs = results.scenarios.multiRegion.limitMs * 1000;
+    const v = med(mr[Q].acquireP50);
+    const r = ratio(v, limitUs);
+    add(
+      'multi-region',
+      'acquire p50 within 10% of the majority-th fastest round trip',
+      `${r2(r)}× (${(v / 1000).toFixed(2)} vs ${(limitUs / 1000).toFixed(2)} ms)`,
+      r <= 1.1,
+    );
+  }
+
+  // Fencing on vs off: a cost ratio (> 1 is slower with fencing) per scenario.
+  const fence = [];
+  const lat = (name, table, pick) => {
+    const on = med(pick(table?.[Q]));
+    const off = med(pick(table?.[QOFF]));
+    if (fin(on) && fin(off)) fence.push({ name, cost: on / off });
+  };
+  const thr = (name, table, pick) => {
+    const on = med(pick(table?.[Q]));
+    const off = med(pick(table?.[QOFF]));
+    if (fin(on) && fin(off) && on > 0) fence.push({ name, cost: off / on });
+  };
+  lat('sequential pair p50', seq, (x) => x?.pairP50);
+  thr('concurrent pairs/s', conc, (x) => x?.pairsPerSec);
+  lat('concurrent CPU/pair', conc, (x) => x?.cpuUsPerPair);
+  thr('contended sections/s', cont, (x) => x?.sectionsPerSec);
+  lat('contended handoff p50', cont, (x) => x?.handoffP50);
+  for (const k of ['baseline', 'down', 'slow'])
+    lat(`degraded ${k} acquire p50`, deg?.[k], (x) => x?.acquireP50);
+  lat('multi-region acquire p50', mr, (x) => x?.acquireP50);
+  if (fence.length) {
+    const worst = fence.reduce((a, b) => (b.cost > a.cost ? b : a));
+    add(
+      'fencing',
+      'fencing on costs < 10% against fencing off, every scenario',
+      `worst ${((worst.cost - 1) * 100).toFixed(1)}% (${worst.name})`,
+      fence.every((f) => f.cost < 1.1),
+      fence.map((f) => `${f.name} ${((f.cost - 1) * 100).toFixed(1)}%`).join('; '),
+    );
+  }
+
+  const mem = summary.memory;
+  if (mem && !mem.failed) {
+    add(
+      'memory',
+      `RSS growth after warm-up < 10% over ${mem.pairs} pairs`,
+      `${(mem.growth * 100).toFixed(1)}% (${mb(mem.rssAfterWarmup)} → ${mb(mem.rssFinal)} MiB, max ${mb(mem.rssMax)})`,
+      mem.growth < 0.1,
+    );
+  }
+  return targets;
+}
+
+const totalSeconds = (m) =>
+  Math.round(Object.values(m.secondsPerScenario ?? {}).reduce((a, b) => a + b, 0));
+const mb = (b) => (b / 2 ** 20).toFixed(1);
+
+// ---- tables ---------------------------------------------------------------------------
+
+const us = (v) => (Number.isFinite(v) ? String(Math.round(v)) : '–');
+const ms = (v) => (Number.isFinite(v) ? (v / 1000).toFixed(2) : '–');
+const int = (v) => (Number.isFinite(v) ? String(Math.round(v)) : '–');
+const pct = (v) => (Number.isFinite(v) ? `${Math.round(v * 100)}%` : '–');
+const dec = (d) => (v) => (Number.isFinite(v) ? v.toFixed(d) : '–');
+
+/** "median (min–max)" of a spread, or just the median for one repetition. */
+function cell(x, fmt) {
+  if (!x || !Number.isFinite(x.median)) return '–';
+  if (x.n <= 1 || x.min === x.max) return fmt(x.median);
+  return `${fmt(x.median)} (${fmt(x.min)}–${fmt(x.max)})`;
+}
+
+function buildTables(results, summary, targets) {
+  const labels = Object.fromEntries(results.contenders.map((c) => [c.id, c.label]));
+  const tables = [];
+  const reps = results.meta.plan.reps;
+  const spreadNote =
+    reps > 1
+      ? `Median of ${reps} repetitions, (min–max) across them.`
+      : 'One repetition (--quick): indicative only.';
+
+  if (summary.sequential) {
+    tables.push({
+      id: 'sequential',
+      title: '1. Sequential uncontended acquire + release (µs)',
+      note: `One client, one key, acquire then release in a loop. ${spreadNote}`,
+      headers: [
+        'contender',
+        'acquire p50',
+        'acquire p90',
+        'acquire p99',
+        'acquire max',
+        'release p50',
+        'pair p50',
+        'pair p99',
+        'pairs/s',
+        'CPU µs/pair',
+      ],
+      rows: Object.entries(summary.sequential).map(([id, x]) => [
+        labels[id],
+        cell(x.acquireP50, us),
+        cell(x.acquireP90, us),
+        cell(x.acquireP99, us),
+        cell(x.acquireMax, us),
+        cell(x.releaseP50, us),
+        cell(x.pairP50, us),
+        cell(x.pairP99, us),
+        cell(x.pairsPerSec, int),
+        cell(x.cpuUsPerPair, int),
+      ]),
+      footnotes: errorNotes(summary.sequential, labels),
+      charts: ['sequentialPair', 'sequentialAcquire', 'sequentialRelease'],
+    });
+  }
+  if (summary.concurrent) {
+    const loops = results.meta.plan.conc.loops;
+    tables.push({
+      id: 'concurrent',
+      title: `2. Concurrent uncontended: ${loops} loops on their own keys`,
+      note: `One client instance, ${loops} concurrent acquire + release loops. Client CPU is process.cpuUsage() (user + system) over the window divided by pairs. ${spreadNote}`,
+      headers: ['contender', 'pairs/s', 'CPU µs/pair', 'pair p50 (µs)', 'pair p99 (µs)', 'errors'],
+      rows: Object.entries(summary.concurrent).map(([id, x]) => [
+        labels[id],
+        cell(x.pairsPerSec, int),
+        cell(x.cpuUsPerPair, int),
+        cell(x.pairP50, us),
+        cell(x.pairP99, us),
+        String(x.errors) + (x.stalled.length ? ` (stalled ${x.stalled.length}×)` : ''),
+      ]),
+      footnotes: errorNotes(summary.concurrent, labels),
+      charts: ['concurrentPair'],
+    });
+  }
+  if (summary.contended) {
+    const p = results.meta.plan.cont;
+    tables.push({
+      id: 'contended',
+      title: `3. Contended: ${p.clients} clients, one key, hold ${p.holdMs} ms, ${p.durationMs / 1000} s`,
+      note: `${p.clients} independent client instances in this one process, each with its own connections. Handoff = a holder calls release → the next acquire resolves; "back to same client" = share of handoffs where the releasing client took the lock again. Failed rounds = lost acquire rounds per critical section (quorumlock: its diagnostics channel; redlock family: lock.attempts; redis-semaphore: SET NX calls on one node). ${spreadNote}`,
+      headers: [
+        'contender',
+        'sections/s',
+        'handoff p50 (µs)',
+        'handoff p99 (µs)',
+        'longest gap (ms)',
+        'failed rounds / section',
+        'share min/max',
+        'back to same client',
+        'CPU µs/section',
+        'overlaps',
+        'acquire errors',
+      ],
+      rows: Object.entries(summary.contended).map(([id, x]) => [
+        labels[id],
+        cell(x.sectionsPerSec, int),
+        cell(x.handoffP50, us),
+        cell(x.handoffP99, us),
+        cell(x.maxGapMs, dec(1)),
+        cell(x.failedPerSection, dec(2)),
+        cell(x.shareMinMax, dec(2)),
+        cell(x.sameHolderShare, pct),
+        cell(x.cpuUsPerSection, int),
+        String(x.overlaps),
+        String(x.acquireErrors) + (x.undrained ? ` (${x.undrained} undrained)` : ''),
+      ]),
+      footnotes: errorNotes(summary.contended, labels, 'acquire errors'),
+      charts: ['contendedHandoff'],
+    });
+  }
+  if (summary.degraded) {
+    const d = summary.degraded;
+    const ids = Object.keys(d.baseline ?? {});
+    const change = (k, id) => {
+      const b = d.baseline[id]?.acquireP50?.median;
+      const v = d[k]?.[id]?.acquireP50?.median;
+      if (!Number.isFinite(b) || !Number.isFinite(v)) return '';
+      const c = ((v - b) / b) * 100;
+      return ` (${c >= 0 ? '+' : ''}${c.toFixed(0)}%)`;
+    };
+    const stall = (k, id) => {
+      const x = d[k]?.[id];
+      if (!x) return '–';
+      if (x.stalled.length) {
+        return `stalled ${x.stalled.length}× (${x.stalled[0]} > ${results.meta.plan.degr.capMs} ms)`;
+      }
+      return cell(x.acquireP50, ms) + change(k, id);
+    };
+    tables.push({
+      id: 'degraded',
+      title: '4. Degraded: one of the nodes down, or one node slower (acquire, ms)',
+      note: `Every node behind the delay proxy (baseline: no added delay). "down": the last node's proxy resets its connections and refuses new ones after warm-up. "slow": the last node gets +${results.meta.slowRttMs} ms round trip. A call that takes over ${results.meta.plan.degr.capMs} ms counts as stalled and ends that repetition. ${spreadNote}`,
+      headers: [
+        'contender',
+        'baseline p50',
+        'down p50',
+        'slow p50',
+        'baseline p99',
+        'down p99',
+        'slow p99',
+        'pairs/s base / down / slow',
+      ],
+      rows: ids.map((id) => [
+        labels[id],
+        cell(d.baseline[id]?.acquireP50, ms),
+        stall('down', id),
+        stall('slow', id),
+        cell(d.baseline[id]?.acquireP99, ms),
+        cell(d.down?.[id]?.acquireP99, ms),
+        cell(d.slow?.[id]?.acquireP99, ms),
+        ['baseline', 'down', 'slow'].map((k) => int(d[k]?.[id]?.pairsPerSec?.median)).join(' / '),
+      ]),
+      footnotes: ['baseline', 'down', 'slow'].flatMap((k) =>
+        errorNotes(d[k] ?? {}, labels, `errors (${k})`),
+      ),
+      charts: ['degraded_baseline_acquire', 'degraded_down_acquire', 'degraded_slow_acquire'],
+    });
+  }
+  if (summary.multiRegion) {
+    const m = results.scenarios.multiRegion;
+    const limitUs = m.limitMs * 1000;
+    tables.push({
+      id: 'multiRegion',
+      title: `5. Multi-region emulation: added round trips ${results.meta.regionRttsMs.join(', ')} ms (ms)`,
+      note: `Measured PING round trips through the proxies: ${m.pingRttsMs.map((x) => x.toFixed(1)).join(', ')} ms. Physical limit for a majority: the majority-th fastest, ${m.limitMs.toFixed(2)} ms. ${spreadNote}`,
+      headers: [
+        'contender',
+        'acquire p50',
+        'acquire p99',
+        'acquire p50 / limit',
+        'release p50',
+        'pair p50',
+      ],
+      rows: Object.entries(summary.multiRegion).map(([id, x]) => [
+        labels[id],
+        cell(x.acquireP50, ms),
+        cell(x.acquireP99, ms),
+        Number.isFinite(x.acquireP50.median)
+          ? `${(x.acquireP50.median / limitUs).toFixed(2)}×`
+          : '–',
+        cell(x.releaseP50, ms),
+        cell(x.pairP50, ms),
+      ]),
+      footnotes: errorNotes(summary.multiRegion, labels),
+      charts: ['multiRegionAcquire'],
+    });
+  }
+  if (summary.memory) {
+    const m = summary.memory;
+    tables.push({
+      id: 'memory',
+      title: '6. Memory: RSS over many acquire/release pairs (quorumlock, fencing on)',
+      note: m.failed
+        ? m.failed
+        : `Separate process, ${m.concurrency} concurrent loops, gc() before each sample${m.gcExposed ? '' : ' (not exposed)'}; warm-up = first 10% of pairs.`,
+      headers: [
+        'pairs',
+        'errors',
+        'RSS after warm-up (MiB)',
+        'final RSS',
+        'max RSS',
+        'growth',
+        'heap after warm-up → final (MiB)',
+      ],
+      rows: m.failed
+        ? []
+        : [
+            [
+              String(m.pairs),
+              String(m.errors),
+              mb(m.rssAfterWarmup),
+              mb(m.rssFinal),
+              mb(m.rssMax),
+              `${(m.growth * 100).toFixed(1)}%`,
+              `${mb(m.heapAfterWarmup)} → ${mb(m.heapFinal)}`,
+            ],
+          ],
+    });
+  }
+  if (targets.length) {
+    tables.push({
+      id: 'targets',
+      title: 'Targets (quorumlock with fencing on, ratios from this run)',
+      note: 'Other quorum libraries: redlock, @sesamecare-oss/redlock, redis-semaphore RedlockMutex.',
+      headers: ['area', 'target', 'measured', 'met'],
+      rows: targets.map((t) => [
+        t.area,
+        t.target,
+        t.measured + (t.detail ? ` — ${t.detail}` : ''),
+        t.met ? 'yes' : '**no**',
+      ]),
+    });
+  }
+  return tables;
+}
+
+// ---- Markdown ----------------------------------------------------------------------------
+
+function mdTable(t) {
+  const esc = (s) => String(s).replace(/\|/g, '\\|');
+  const lines = [`### ${t.title}`, '', t.note, ''];
+  lines.push(`| ${t.headers.map(esc).join(' | ')} |`);
+  lines.push(`| ${t.headers.map((_, i) => (i === 0 ? '---' : '---:')).join(' | ')} |`);
+  for (const r of t.rows) lines.push(`| ${r.map(esc).join(' | ')} |`);
+  lines.push('');
+  for (const f of t.footnotes ?? []) lines.push(`- ${f}`);
+  if (t.footnotes?.length) lines.push('');
+  return lines.join('\n');
+}
+
+function renderMarkdown(results, tables) {
+  const m = results.meta;
+  const head = [
+    `## quorumlock benchmarks${m.quick ? ' (--quick)' : ''}`,
+    '',
+    `\`${m.command}\` · ${m.date} · ${totalSeconds(m)} s · ${m.machine.nproc} CPUs (${m.machine.cpu}) · Node ${m.machine.node} · ${m.machine.redis ?? 'redis-server ?'} · ${m.nodes} nodes${m.nodesGiven ? ' (given)' : ' (started by the bench)'} · ttl ${m.ttlMs} ms · load average ${m.machine.loadAvgAtStart?.[0]} → ${m.machine.loadAvgAtEnd?.[0]}`,
+    '',
+  ];
+  return `${head.join('\n')}${tables.map(mdTable).join('\n')}`;
+}
+
+// ---- HTML + SVG ------------------------------------------------------------------------------
+
+const COLORS = [
+  '#d62728',
+  '#ff7f0e',
+  '#1f77b4',
+  '#2ca02c',
+  '#9467bd',
+  '#8c564b',
+  '#7f7f7f',
+  '#17becf',
+];
+const escapeHtml = (s) =>
+  String(s).replace(
+    /[&<>"]/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c],
+  );
+
+const CHART_TITLES = {
+  sequentialPair: 'Sequential: acquire + release pair latency',
+  sequentialAcquire: 'Sequential: acquire latency',
+  sequentialRelease: 'Sequential: release latency',
+  concurrentPair: 'Concurrent ×64: pair latency',
+  contendedHandoff: 'Contended: handoff latency (release → next acquire)',
+  degraded_baseline_acquire: 'Degraded, baseline (through proxies): acquire latency',
+  degraded_down_acquire: 'Degraded, one node down: acquire latency',
+  degraded_slow_acquire: 'Degraded, one node slow: acquire latency',
+  multiRegionAcquire: 'Multi-region: acquire latency',
+};
+
+function fmtAxisUs(v) {
+  if (v >= 1_000_000) return `${v / 1_000_000} s`;
+  if (v >= 1000) return `${v / 1000} ms`;
+  return `${v} µs`;
+}
+
+/** An SVG percentile plot: x = percentile on a log(1/(1−p)) scale, y = latency on a log scale. */
+function svgChart(title, series) {
+  const W = 820;
+  const H = 380;
+  const L = 70;
+  const R = 280;
+  const T = 30;
+  const B = 50;
+  const pw = W - L - R;
+  const ph = H - T - B;
+  const all = series.flatMap((s) => s.points.map((pt) => pt[1])).filter((v) => v > 0);
+  if (all.length === 0) return '';
+  const tailX = (p) => Math.min(5, -Math.log10(1 - p / 100));
+  // The max of every series sits in a column of its own right of the densest percentile.
+  const lastX = Math.max(
+    ...series.flatMap((s) => s.points.filter((pt) => pt[0] < 100).map((pt) => tailX(pt[0]))),
+  );
+  const maxColumn = lastX + 0.45;
+  const xOf = (p) => (p >= 100 ? maxColumn : tailX(p));
+  const lo = Math.floor(Math.log10(Math.min(...all)));
+  const hi = Math.max(lo + 1, Math.ceil(Math.log10(Math.max(...all))));
+  const maxX = maxColumn;
+  const X = (x) => L + (x / maxX) * pw;
+  const Y = (v) => T + ph - ((Math.log10(Math.max(v, 1)) - lo) / (hi - lo)) * ph;
+  const parts = [
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="${escapeHtml(title)}">`,
+    `<text x="${L}" y="18" font-size="14" font-weight="bold">${escapeHtml(title)}</text>`,
+    `<rect x="${L}" y="${T}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`,
+  ];
+  for (let e = lo; e <= hi; e++) {
+    for (const m of [1, 2, 5]) {
+      const v = m * 10 ** e;
+      if (Math.log10(v) > hi + 1e-9) continue;
+      const y = Y(v).toFixed(1);
+      parts.push(
+        `<line x1="${L}" x2="${L + pw}" y1="${y}" y2="${y}" stroke="${m === 1 ? '#ccc' : '#eee'}"/>`,
+      );
+      if (m === 1 || hi - lo <= 2) {
+        parts.push(
+          `<text x="${L - 6}" y="${y}" font-size="11" text-anchor="end" dominant-baseline="middle">${fmtAxisUs(v)}</text>`,
+        );
+      }
+    }
+  }
+  const ticks = [
+    [0, 'p0'],
+    [0.30103, 'p50'],
+    [1, 'p90'],
+    [2, 'p99'],
+    [3, 'p99.9'],
+    [4, 'p99.99'],
+    [5, 'p99.999'],
+  ]
+    .filter(([x]) => x <= lastX + 1e-9)
+    .concat([[maxColumn, 'max']]);
+  for (const [x, label] of ticks) {
+    const px = X(x).toFixed(1);
+    parts.push(`<line x1="${px}" x2="${px}" y1="${T}" y2="${T + ph}" stroke="#eee"/>`);
+    parts.push(
+      `<text x="${px}" y="${T + ph + 16}" font-size="11" text-anchor="middle">${label}</text>`,
+    );
+  }
+  parts.push(
+    `<text x="${L + pw / 2}" y="${H - 8}" font-size="11" text-anchor="middle">percentile</text>`,
+  );
+  series.forEach((s, i) => {
+    const d = s.points.map(
+      (pt, j) => `${j ? 'L' : 'M'}${X(xOf(pt[0])).toFixed(1)},${Y(pt[1]).toFixed(1)}`,
+    );
+    parts.push(
+      `<path d="${d.join('')}" fill="none" stroke="${s.color}" stroke-width="${s.bold ? 2.5 : 1.5}"/>`,
+    );
+    const ly = T + 10 + i * 18;
+    parts.push(
+      `<line x1="${L + pw + 12}" x2="${L + pw + 32}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="3"/>`,
+    );
+    parts.push(
+      `<text x="${L + pw + 38}" y="${ly}" font-size="11" dominant-baseline="middle">${escapeHtml(s.label)}</text>`,
+    );
+  });
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+function htmlTable(t) {
+  const head = `<tr>${t.headers.map((h) => `<th>${escapeHtml(h)}</th>`).join('')}</tr>`;
+  const rows = t.rows
+    .map(
+      (r) =>
+        `<tr>${r
+          .map((c, i) => {
+            const text = escapeHtml(c).replace(
+              /\*\*(.+?)\*\*/g,
+              '<strong class="miss">$1</strong>',
+            );
+            return i === 0 ? `<th scope="row">${text}</th>` : `<td>${text}</td>`;
+          })
+          .join('')}</tr>`,
+    )
+    .join('\n');
+  return `<div class="scroll"><table>\n${head}\n${rows}\n</table></div>`;
+}
+
+function renderHtml(results, tables) {
+  const m = results.meta;
+  const colorOf = Object.fromEntries(
+    results.contenders.map((c, i) => [c.id, COLORS[i % COLORS.length]]),
+  );
+  const labels = Object.fromEntries(results.contenders.map((c) => [c.id, c.label]));
+  const sections = tables.map((t) => {
+    const charts = (t.charts ?? [])
+      .map((name) => {
+        const data = results.charts?.[name];
+        if (!data || Object.keys(data).length === 0) return '';
+        const series = Object.entries(data).map(([id, d]) => ({
+          label: labels[id],
+          color: colorOf[id],
+          bold: id === 'quorumlock',
+          points: d.curve,
+        }));
+        return `<figure>${svgChart(CHART_TITLES[name] ?? name, series)}</figure>`;
+      })
+      .join('\n');
+    const notes = (t.footnotes ?? []).map((f) => `<li>${escapeHtml(f)}</li>`).join('');
+    return `<section id="${t.id}"><h2>${escapeHtml(t.title)}</h2><p>${escapeHtml(t.note)}</p>${htmlTable(t)}${
+      notes ? `<ul>${notes}</ul>` : ''
+    }${charts}</section>`;
+  });
+  const settings = htmlTable({
+    headers: ['contender', 'version', 'kind', 'settings'],
+    rows: results.contenders.map((c) => [
+      c.label,
+      c.version ?? 'this repository',
+      c.kind,
+      c.settings,
+    ]),
+  });
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>quorumlock benchmarks ${escapeHtml(m.date)}</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1200px;padding:0 16px;color:#222}
+table{border-collapse:collapse;margin:8px 0 16px}th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}
+th[scope=row],tr:first-child th{text-align:left;background:#f6f6f6}td:last-child{white-space:normal;text-align:left}
+.scroll{overflow-x:auto}
+.miss{color:#c00}figure{margin:8px 0}code{background:#f3f3f3;padding:1px 4px}
+</style></head><body>
+<h1>quorumlock benchmarks${m.quick ? ' (--quick)' : ''}</h1>
+<p><code>${escapeHtml(m.command)}</code> · ${escapeHtml(m.date)} · ${m.machine.nproc} CPUs (${escapeHtml(m.machine.cpu)}), ${m.machine.memoryGiB} GiB · ${escapeHtml(m.machine.os)} · Node ${escapeHtml(m.machine.node)} · ${escapeHtml(m.machine.redis ?? '')} · ${m.nodes} nodes · ttl ${m.ttlMs} ms · load average ${m.machine.loadAvgAtStart?.[0]} → ${m.machine.loadAvgAtEnd?.[0]}${m.machine.commit ? ` · commit ${escapeHtml(m.machine.commit)}` : ''}</p>
+<h2>Contenders</h2>${settings}
+${sections.join('\n')}
+</body></html>
+`;
+}

@@ -1,0 +1,466 @@
+#!/usr/bin/env node
+// quorumlock benchmarks: latency, throughput and contention against the other
+// Node Redlock clients, one run, one report.
+//
+//   node bench/run.mjs [--quick] [--nodes URL,...] [--out DIR] [--scenarios 1,2,3,4,5,6]
+//                      [--contenders id,...] [--reps N]
+//
+// Scenarios: 1 sequential, 2 concurrent, 3 contended, 4 degraded, 5 multi-region,
+// 6 memory. Markdown tables go to stdout, progress to stderr, JSON + HTML to
+// bench/results/ (or --out). Without --nodes it starts 5 redis-server masters.
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { allContenders, loadQuorumlock } from './contenders.mjs';
+import { DelayProxies } from './delay-proxy.mjs';
+import { installExitHooks, killAll, nodeUrl, parseNode, startEnsemble } from './ensemble.mjs';
+import { Progress } from './progress.mjs';
+import { buildReport } from './report.mjs';
+import { concurrent, contended, pingRtt, sequential } from './scenarios.mjs';
+import { curve, encode, mergeInto, newHistogram } from './stats.mjs';
+
+const benchDir = dirname(fileURLToPath(import.meta.url));
+
+const USAGE = `usage: node bench/run.mjs [options]
+  --quick              smoke run (1 repetition, short windows; under a minute)
+  --nodes URL,...      use these Redis masters instead of starting 5 (redis://host:port)
+  --out DIR            where results JSON + HTML go (default bench/results)
+  --scenarios LIST     subset of 1,2,3,4,5,6 (1 sequential, 2 concurrent, 3 contended,
+                       4 degraded, 5 multi-region, 6 memory); default all
+  --contenders LIST    subset of contender ids (see the report); default all
+  --reps N             repetitions per scenario (default 3, --quick 1)
+  --help               this text`;
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    nodes: { type: 'string' },
+    out: { type: 'string' },
+    scenarios: { type: 'string' },
+    contenders: { type: 'string' },
+    reps: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (args.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+
+const quick = args.quick;
+/** Window lengths in ms, sized so a full run takes about 10 minutes and --quick under one. */
+const plan = quick
+  ? {
+      reps: 1,
+      seq: { durationMs: 300, warmupMs: 100 },
+      conc: { durationMs: 500, warmupMs: 150, loops: 64 },
+      cont: { durationMs: 1000, clients: 16, holdMs: 1 },
+      degr: { durationMs: 200, warmupMs: 50, settleMs: 50, capMs: 500 },
+      multi: { durationMs: 400, warmupPairs: 1 },
+      memory: { pairs: 10_000, concurrency: 16 },
+    }
+  : {
+      reps: 3,
+      seq: { durationMs: 3000, warmupMs: 300 },
+      conc: { durationMs: 3000, warmupMs: 500, loops: 64 },
+      cont: { durationMs: 5000, clients: 16, holdMs: 1 },
+      degr: { durationMs: 1500, warmupMs: 300, settleMs: 100, capMs: 1000 },
+      multi: { durationMs: 3000, warmupPairs: 3 },
+      memory: { pairs: 200_000, concurrency: 16 },
+    };
+if (args.reps) plan.reps = Math.max(1, Number(args.reps));
+
+/** Lock ttl for every contender in every scenario (ms). */
+const TTL = 10_000;
+/** Added round trips of the multi-region scenario, per node (ms), cycled over N. */
+const REGION_RTTS = [1, 1, 20, 60, 120];
+/** Added round trip of the slow node in the degraded scenario (ms). */
+const SLOW_RTT = 50;
+
+const scenarioIds = new Set(
+  (args.scenarios ?? '1,2,3,4,5,6')
+    .split(',')
+    .map((s) => s.trim().toLowerCase())
+    .map((s) => (s === 'memory' || s === 'mem' ? '6' : s)),
+);
+for (const s of scenarioIds) {
+  if (!['1', '2', '3', '4', '5', '6'].includes(s)) {
+    process.stderr.write(`unknown scenario ${s}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+let contenders = allContenders();
+if (args.contenders) {
+  const want = new Set(args.contenders.split(',').map((s) => s.trim()));
+  const unknown = [...want].filter((id) => !contenders.some((c) => c.id === id));
+  if (unknown.length) {
+    process.stderr.write(
+      `unknown contender(s) ${unknown.join(', ')}; known: ${contenders.map((c) => c.id).join(', ')}\n`,
+    );
+    process.exit(2);
+  }
+  contenders = contenders.filter((c) => want.has(c.id));
+}
+const usesQuorumlock = contenders.some((c) => c.kind === 'quorumlock') || scenarioIds.has('6');
+if (usesQuorumlock) await loadQuorumlock();
+
+installExitHooks();
+
+function machine() {
+  const safe = (cmd, argv) => {
+    try {
+      return execFileSync(cmd, argv, {
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'ignore'],
+      }).trim();
+    } catch {
+      return null;
+    }
+  };
+  return {
+    nproc: os.availableParallelism?.() ?? os.cpus().length,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+    redis: (() => {
+      const v = safe('redis-server', ['--version'])?.match(/v=(\S+)/)?.[1];
+      return v ? `redis-server ${v}` : null;
+    })(),
+    commit: safe('git', ['-C', benchDir, 'rev-parse', '--short', 'HEAD']),
+    loadAvgAtStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+}
+
+const rotate = (list, by) => list.map((_, i) => list[(i + by) % list.length]);
+const runId = randomBytes(3).toString('hex');
+const prefix = `bench:${runId}:`;
+
+// ---- the plan of steps, for the progress line ----------------------------------
+
+const contending = contenders.filter((c) => c.contends);
+const stepCount =
+  plan.reps *
+    ((scenarioIds.has('1') ? contenders.length : 0) +
+      (scenarioIds.has('2') ? contenders.length : 0) +
+      (scenarioIds.has('3') ? contending.length : 0) +
+      (scenarioIds.has('4') ? contenders.length * 3 : 0) +
+      (scenarioIds.has('5') ? contenders.length : 0)) +
+  (scenarioIds.has('6') ? 1 : 0);
+const progress = new Progress(stepCount);
+
+// ---- nodes -------------------------------------------------------------------
+
+let nodes;
+if (args.nodes) {
+  nodes = args.nodes
+    .split(',')
+    .filter(Boolean)
+    .map((s) => parseNode(s));
+  progress.note(`using ${nodes.length} given nodes: ${nodes.map(nodeUrl).join(', ')}`);
+} else {
+  progress.note('starting 5 redis-server masters');
+  nodes = await startEnsemble(5, (m) => progress.note(m));
+  progress.note(`redis-server on ports ${nodes.map((n) => n.port).join(', ')}`);
+}
+const N = nodes.length;
+const majority = Math.floor(N / 2) + 1;
+
+let proxies = null;
+let proxied = null;
+if (scenarioIds.has('4') || scenarioIds.has('5')) {
+  proxies = await DelayProxies.start();
+  proxied = [];
+  for (const node of nodes) {
+    const p = await proxies.add(node, 0);
+    proxied.push({ ...node, host: p.host, port: p.port, proxyId: p.id });
+  }
+}
+
+// ---- running ---------------------------------------------------------------------
+
+/** results.scenarios[name].runs[contenderId] = [per-repetition result] */
+const results = {
+  meta: {
+    date: new Date().toISOString(),
+    command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+    quick,
+    machine: machine(),
+    nodes: N,
+    nodesGiven: Boolean(args.nodes),
+    ttlMs: TTL,
+    plan,
+    regionRttsMs: REGION_RTTS.slice(0, N).concat(
+      Array(Math.max(0, N - REGION_RTTS.length)).fill(120),
+    ),
+    slowRttMs: SLOW_RTT,
+  },
+  contenders: contenders.map(({ id, label, kind, version, settings, contends }) => ({
+    id,
+    label,
+    kind,
+    version,
+    settings,
+    contends,
+  })),
+  scenarios: {},
+};
+
+/** Runs `fn(contender, rep)` for every repetition, contenders interleaved in rotating order. */
+const timings = {};
+const scenarioStart = () => performance.now();
+const scenarioEnd = (name, t0) => {
+  timings[name] = Math.round((performance.now() - t0) / 100) / 10;
+};
+
+async function interleaved(name, list, label, fn) {
+  const runs = Object.fromEntries(list.map((c) => [c.id, []]));
+  for (let rep = 0; rep < plan.reps; rep++) {
+    for (const c of rotate(list, rep % list.length)) {
+      progress.step(`${label} · rep ${rep + 1}/${plan.reps} · ${c.label}`);
+      try {
+        runs[c.id].push(await fn(c, rep));
+      } catch (err) {
+        progress.note(`${label} · ${c.label}: ${err?.message ?? err}`);
+        runs[c.id].push({ failed: String(err?.message ?? err) });
+      }
+      progress.finish();
+    }
+  }
+  results.scenarios[name] = { runs };
+  return runs;
+}
+
+async function withInstance(c, nodesFor, fn, opts = {}) {
+  const inst = await c.create({ nodes: nodesFor, ttl: TTL, contended: false, ...opts });
+  try {
+    return await fn(inst);
+  } finally {
+    await inst.close().catch(() => {});
+  }
+}
+
+if (scenarioIds.has('1')) {
+  const t0 = scenarioStart();
+  await interleaved('sequential', contenders, '1 sequential', (c, rep) =>
+    withInstance(c, nodes, (inst) =>
+      sequential(inst, { key: `${prefix}s1:${c.id}:${rep}`, ...plan.seq, progress }),
+    ),
+  );
+  scenarioEnd('sequential', t0);
+}
+
+if (scenarioIds.has('2')) {
+  const t0 = scenarioStart();
+  await interleaved('concurrent', contenders, '2 concurrent ×64', (c, rep) =>
+    withInstance(c, nodes, (inst) =>
+      concurrent(inst, { keyBase: `${prefix}s2:${c.id}:${rep}`, ...plan.conc, progress }),
+    ),
+  );
+  scenarioEnd('concurrent', t0);
+}
+
+if (scenarioIds.has('3')) {
+  const t0 = scenarioStart();
+  await interleaved('contended', contending, '3 contended ×16', (c, rep) =>
+    contended(c, { nodes, ttl: TTL, key: `${prefix}s3:${c.id}:${rep}`, ...plan.cont, progress }),
+  );
+  scenarioEnd('contended', t0);
+}
+
+if (scenarioIds.has('4')) {
+  const t0 = scenarioStart();
+  const victim = proxied[N - 1];
+  const cases = [
+    { name: 'baseline', apply: async () => {}, undo: async () => {} },
+    {
+      name: 'down',
+      apply: () => proxies.down(victim.proxyId),
+      undo: () => proxies.up(victim.proxyId),
+    },
+    {
+      name: 'slow',
+      apply: () => proxies.setDelay(victim.proxyId, SLOW_RTT / 2),
+      undo: () => proxies.setDelay(victim.proxyId, 0),
+    },
+  ];
+  const runs = Object.fromEntries(cases.map((k) => [k.name, {}]));
+  for (const k of cases) for (const c of contenders) runs[k.name][c.id] = [];
+  for (let rep = 0; rep < plan.reps; rep++) {
+    for (const c of rotate(contenders, rep % contenders.length)) {
+      for (const k of cases) {
+        progress.step(`4 degraded ${k.name} · rep ${rep + 1}/${plan.reps} · ${c.label}`);
+        try {
+          const r = await withInstance(c, proxied, async (inst) => {
+            // Connect and warm up healthy, then break the node: the usual way a node fails.
+            await inst.release(await inst.acquire(`${prefix}s4:warm:${c.id}`));
+            await k.apply();
+            try {
+              await new Promise((res) => setTimeout(res, plan.degr.settleMs));
+              return await sequential(inst, {
+                key: `${prefix}s4:${k.name}:${c.id}:${rep}`,
+                durationMs: plan.degr.durationMs,
+                warmupMs: plan.degr.warmupMs,
+                capMs: plan.degr.capMs,
+                progress,
+              });
+            } finally {
+              await k.undo();
+            }
+          });
+          runs[k.name][c.id].push(r);
+        } catch (err) {
+          progress.note(`degraded ${k.name} · ${c.label}: ${err?.message ?? err}`);
+          runs[k.name][c.id].push({ failed: String(err?.message ?? err) });
+        }
+        progress.finish();
+      }
+    }
+  }
+  results.scenarios.degraded = { runs, victim: nodeUrl(nodes[N - 1]) };
+  scenarioEnd('degraded', t0);
+}
+
+if (scenarioIds.has('5')) {
+  const t0 = scenarioStart();
+  const rtts = results.meta.regionRttsMs;
+  for (let i = 0; i < N; i++) await proxies.setDelay(proxied[i].proxyId, rtts[i] / 2);
+  // The physical limit: a quorum needs the majority-th fastest node to answer.
+  const measured = [];
+  for (const p of proxied) measured.push(await pingRtt(p, quick ? 7 : 21));
+  const sorted = [...measured].sort((a, b) => a - b);
+  const limitMs = sorted[majority - 1];
+  progress.note(
+    `multi-region: PING round trips ${measured.map((m) => m.toFixed(1)).join(', ')} ms; majority-th fastest ${limitMs.toFixed(2)} ms`,
+  );
+  await interleaved('multiRegion', contenders, '5 multi-region', (c, rep) =>
+    withInstance(c, proxied, async (inst) => {
+      const key = `${prefix}s5:${c.id}:${rep}`;
+      for (let i = 0; i < plan.multi.warmupPairs; i++) await inst.release(await inst.acquire(key));
+      return sequential(inst, {
+        key,
+        durationMs: plan.multi.durationMs,
+        warmupMs: 0,
+        capMs: 5000,
+        progress,
+      });
+    }),
+  );
+  for (const p of proxied) await proxies.setDelay(p.proxyId, 0);
+  results.scenarios.multiRegion.pingRttsMs = measured;
+  results.scenarios.multiRegion.limitMs = limitMs;
+  scenarioEnd('multiRegion', t0);
+}
+
+if (scenarioIds.has('6')) {
+  const t0 = scenarioStart();
+  progress.step(`6 memory · ${plan.memory.pairs} pairs · quorumlock (fencing on)`);
+  results.scenarios.memory = await memoryCheck();
+  progress.finish();
+  scenarioEnd('memory', t0);
+}
+
+async function memoryCheck() {
+  const child = spawn(
+    process.execPath,
+    [
+      '--expose-gc',
+      join(benchDir, 'memory.mjs'),
+      '--nodes',
+      nodes.map(nodeUrl).join(','),
+      '--pairs',
+      String(plan.memory.pairs),
+      '--concurrency',
+      String(plan.memory.concurrency),
+      '--ttl',
+      String(TTL),
+      '--prefix',
+      `${prefix}mem:`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let out = '';
+  child.stdout.on('data', (d) => {
+    out += d.toString();
+  });
+  const code = await new Promise((res) => child.on('exit', res));
+  if (code !== 0) return { failed: `memory check exited with ${code}` };
+  return JSON.parse(out);
+}
+
+progress.end();
+proxies?.stop();
+if (!args.nodes) killAll();
+
+// ---- aggregate, report ------------------------------------------------------------
+
+/** Replaces histograms with merged percentile curves and encoded copies, so the JSON stays plain. */
+function detachHistograms() {
+  const charts = {};
+  const mergeRuns = (runs, metric) => {
+    const out = {};
+    for (const [cid, list] of Object.entries(runs)) {
+      const merged = newHistogram();
+      let any = false;
+      for (const r of list) {
+        if (r.hist?.[metric]) {
+          mergeInto(merged, r.hist[metric]);
+          any = true;
+        }
+      }
+      if (any && merged.totalCount > 0)
+        out[cid] = { curve: curve(merged), encoded: encode(merged) };
+    }
+    return out;
+  };
+  const s = results.scenarios;
+  if (s.sequential) {
+    charts.sequentialAcquire = mergeRuns(s.sequential.runs, 'acquire');
+    charts.sequentialRelease = mergeRuns(s.sequential.runs, 'release');
+    charts.sequentialPair = mergeRuns(s.sequential.runs, 'pair');
+  }
+  if (s.concurrent) charts.concurrentPair = mergeRuns(s.concurrent.runs, 'pair');
+  if (s.contended) charts.contendedHandoff = mergeRuns(s.contended.runs, 'handoff');
+  if (s.degraded) {
+    for (const k of Object.keys(s.degraded.runs)) {
+      charts[`degraded_${k}_acquire`] = mergeRuns(s.degraded.runs[k], 'acquire');
+    }
+  }
+  if (s.multiRegion) charts.multiRegionAcquire = mergeRuns(s.multiRegion.runs, 'acquire');
+  const strip = (runs) => {
+    for (const list of Object.values(runs)) for (const r of list) delete r.hist;
+  };
+  for (const [name, sc] of Object.entries(s)) {
+    if (name === 'memory') continue;
+    if (name === 'degraded') for (const k of Object.values(sc.runs)) strip(k);
+    else strip(sc.runs);
+  }
+  results.charts = charts;
+}
+
+detachHistograms();
+results.meta.secondsPerScenario = timings;
+results.meta.machine.loadAvgAtEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
+const report = buildReport(results);
+results.summary = report.summary;
+results.targets = report.targets;
+
+const outDir = resolve(args.out ?? join(benchDir, 'results'));
+mkdirSync(outDir, { recursive: true });
+const stamp = results.meta.date.replace(/[:.]/g, '-').replace(/-\d{3}Z$/, 'Z');
+const jsonPath = join(outDir, `bench-${stamp}.json`);
+const htmlPath = join(outDir, `bench-${stamp}.html`);
+writeFileSync(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(htmlPath, report.html);
+copyFileSync(jsonPath, join(outDir, 'latest.json'));
+copyFileSync(htmlPath, join(outDir, 'latest.html'));
+
+process.stdout.write(report.markdown);
+process.stderr.write(`\nresults: ${jsonPath}\nreport:  ${htmlPath}\n`);
+process.exit(0);

@@ -1,0 +1,336 @@
+// The measurements. Each function runs one contender once (one repetition of
+// one scenario) and returns plain numbers plus HDR histograms in µs. The
+// caller interleaves contenders and repeats.
+import { setMaxListeners } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { newHistogram, recordMs, summarize } from './stats.mjs';
+
+const now = () => performance.now();
+
+/** Raised (as a value, never thrown out of a run) when one call took longer than the cap. */
+const STALLED = Symbol('stalled');
+
+/** Resolves with the promise's value, or STALLED after `capMs`; the promise's late rejection is swallowed. */
+async function bounded(promise, capMs) {
+  let timer;
+  promise.catch(() => {});
+  try {
+    return await Promise.race([
+      promise,
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, capMs, STALLED);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function cpuMicros(start) {
+  const d = process.cpuUsage(start);
+  return d.user + d.system;
+}
+
+/** Sequential acquire + release on one key for `durationMs` (after `warmupMs`). */
+export async function sequential(inst, { key, durationMs, warmupMs, capMs = 10_000, progress }) {
+  const warmEnd = now() + warmupMs;
+  while (now() < warmEnd) {
+    const h = await bounded(inst.acquire(key), capMs);
+    if (h === STALLED) break;
+    if ((await bounded(inst.release(h), capMs)) === STALLED) break;
+  }
+  const acquire = newHistogram();
+  const release = newHistogram();
+  const pair = newHistogram();
+  let pairs = 0;
+  let stalled = null;
+  let errors = 0;
+  const errorSamples = [];
+  const noteError = (err) => {
+    errors++;
+    if (errorSamples.length < 3) errorSamples.push(String(err?.message ?? err));
+  };
+  const cpu0 = process.cpuUsage();
+  const t0 = now();
+  const end = t0 + durationMs;
+  while (now() < end) {
+    const a0 = now();
+    let h;
+    try {
+      h = await bounded(inst.acquire(key), capMs);
+    } catch (err) {
+      noteError(err);
+      continue;
+    }
+    if (h === STALLED) {
+      stalled = 'acquire';
+      break;
+    }
+    const a1 = now();
+    let r;
+    try {
+      r = await bounded(inst.release(h), capMs);
+    } catch (err) {
+      noteError(err);
+    }
+    if (r === STALLED) {
+      stalled = 'release';
+      break;
+    }
+    const a2 = now();
+    recordMs(acquire, a1 - a0);
+    recordMs(release, a2 - a1);
+    recordMs(pair, a2 - a0);
+    pairs++;
+    if ((pairs & 63) === 0) progress?.detail(`${pairs} pairs`);
+  }
+  const elapsed = now() - t0;
+  const cpu = cpuMicros(cpu0);
+  return {
+    pairs,
+    errors,
+    errorSamples,
+    stalled,
+    elapsedMs: elapsed,
+    pairsPerSec: (pairs / elapsed) * 1000,
+    cpuUsPerPair: pairs ? cpu / pairs : Number.NaN,
+    acquire: summarize(acquire),
+    release: summarize(release),
+    pair: summarize(pair),
+    hist: { acquire, release, pair },
+  };
+}
+
+/** `loops` concurrent acquire + release loops, each on its own key, sharing one client instance. */
+export async function concurrent(
+  inst,
+  { keyBase, loops, durationMs, warmupMs, capMs = 10_000, progress },
+) {
+  const pair = newHistogram();
+  let pairs = 0;
+  let errors = 0;
+  const errorSamples = [];
+  const noteError = (err) => {
+    if (!measuring) return;
+    errors++;
+    if (errorSamples.length < 3) errorSamples.push(String(err?.message ?? err));
+  };
+  let stalled = null;
+  let measuring = false;
+  let stop = false;
+  const run = async (i) => {
+    const key = `${keyBase}:${i}`;
+    while (!stop) {
+      const a0 = now();
+      let h;
+      try {
+        h = await bounded(inst.acquire(key), capMs);
+      } catch (err) {
+        noteError(err);
+        continue;
+      }
+      if (h === STALLED) {
+        stalled = 'acquire';
+        stop = true;
+        break;
+      }
+      try {
+        if ((await bounded(inst.release(h), capMs)) === STALLED) {
+          stalled = 'release';
+          stop = true;
+          break;
+        }
+      } catch (err) {
+        noteError(err);
+      }
+      if (measuring && !stop) {
+        recordMs(pair, now() - a0);
+        pairs++;
+      }
+    }
+  };
+  const workers = Array.from({ length: loops }, (_, i) => run(i));
+  await sleep(warmupMs);
+  measuring = true;
+  const cpu0 = process.cpuUsage();
+  const t0 = now();
+  const ticker = setInterval(() => progress?.detail(`${pairs} pairs`), 250);
+  await sleep(durationMs);
+  const elapsed = now() - t0;
+  const counted = pairs;
+  const cpu = cpuMicros(cpu0);
+  measuring = false;
+  stop = true;
+  clearInterval(ticker);
+  await bounded(Promise.all(workers), capMs + 1000);
+  return {
+    pairs: counted,
+    errors,
+    errorSamples,
+    stalled,
+    elapsedMs: elapsed,
+    pairsPerSec: (counted / elapsed) * 1000,
+    cpuUsPerPair: counted ? cpu / counted : Number.NaN,
+    pair: summarize(pair),
+    hist: { pair },
+  };
+}
+
+/**
+ * `clients` independent client instances (each with its own connections, all
+ * in this process) contend for one key, holding it `holdMs` per critical
+ * section, for `durationMs`. Overlaps are checked with a shared counter.
+ */
+export async function contended(
+  contender,
+  { nodes, ttl, key, clients, holdMs, durationMs, progress },
+) {
+  const insts = await Promise.all(
+    Array.from({ length: clients }, () => contender.create({ nodes, ttl, contended: true })),
+  );
+  try {
+    // Warm each client up on a key of its own (connections, scripts, JIT).
+    await Promise.all(
+      insts.map(async (inst, i) => {
+        for (let k = 0; k < 20; k++) await inst.release(await inst.acquire(`${key}:warm:${i}`));
+      }),
+    );
+    // Counted either per client instance or, for a process-wide source, once for all.
+    const counter = contender.roundCounter?.(key);
+    const readFailed = () => (counter ? [counter.read()] : insts.map((i) => i.failedRounds()));
+    const failedAtStart = readFailed();
+    let failedAtEnd = failedAtStart;
+    const handoff = newHistogram();
+    const perClient = new Array(clients).fill(0);
+    let holders = 0;
+    let overlaps = 0;
+    let waiting = 0;
+    let sections = 0;
+    let acquireErrors = 0;
+    const errorSamples = [];
+    let lastExit = null;
+    let waiterAtExit = false;
+    let maxGap = 0;
+    let lastHolder = -1;
+    let sameHolder = 0;
+    const controller = new AbortController();
+    // Every waiter of every client listens on this one signal.
+    setMaxListeners(clients * 8, controller.signal);
+    const cpu0 = process.cpuUsage();
+    const t0 = now();
+    const end = t0 + durationMs;
+    let cpu = 0;
+    const endTimer = setTimeout(() => {
+      failedAtEnd = readFailed();
+      cpu = cpuMicros(cpu0);
+      controller.abort(new Error('benchmark over'));
+    }, durationMs);
+    const ticker = setInterval(() => progress?.detail(`${sections} critical sections`), 250);
+
+    const loop = async (inst, i) => {
+      while (now() < end) {
+        waiting++;
+        let h;
+        try {
+          h = await inst.acquire(key, controller.signal);
+        } catch (err) {
+          waiting--;
+          if (now() >= end || controller.signal.aborted) break;
+          acquireErrors++;
+          if (errorSamples.length < 3) errorSamples.push(String(err?.message ?? err));
+          continue;
+        }
+        waiting--;
+        const t = now();
+        if (t >= end) {
+          await inst.release(h).catch(() => {});
+          break;
+        }
+        if (holders > 0) overlaps++;
+        holders++;
+        if (lastExit !== null) {
+          const gap = t - lastExit;
+          recordMs(handoff, gap);
+          if (waiterAtExit && gap > maxGap) maxGap = gap;
+          if (lastHolder === i) sameHolder++;
+        }
+        lastHolder = i;
+        sections++;
+        perClient[i]++;
+        await sleep(holdMs);
+        holders--;
+        lastExit = now();
+        waiterAtExit = waiting > 0;
+        try {
+          await inst.release(h);
+        } catch {
+          // An expired or failed release is the holder's problem, not the next waiter's.
+        }
+      }
+    };
+    const loops = insts.map((inst, i) => loop(inst, i));
+    await sleep(durationMs);
+    // Waiters of clients without cancellation drain by acquiring once more; bounded.
+    const drained = (await bounded(Promise.all(loops), 20_000)) !== STALLED;
+    clearTimeout(endTimer);
+    clearInterval(ticker);
+    counter?.close();
+    const failed = failedAtEnd.every((f, i) => f !== null && failedAtStart[i] !== null)
+      ? failedAtEnd.reduce((s, f, i) => s + f - failedAtStart[i], 0)
+      : null;
+    const minShare = Math.min(...perClient);
+    const maxShare = Math.max(...perClient);
+    return {
+      sections,
+      sectionsPerSec: (sections / durationMs) * 1000,
+      handoff: summarize(handoff),
+      maxGapMs: maxGap,
+      failedRounds: failed,
+      failedPerSection: failed === null || sections === 0 ? null : failed / sections,
+      sameHolderShare: sections > 1 ? sameHolder / (sections - 1) : 0,
+      shareMinMax: maxShare > 0 ? minShare / maxShare : 0,
+      perClient,
+      overlaps,
+      acquireErrors,
+      errorSamples,
+      cpuUsPerSection: sections ? cpu / sections : Number.NaN,
+      drained,
+      hist: { handoff },
+    };
+  } finally {
+    await Promise.all(insts.map((i) => i.close().catch(() => {})));
+  }
+}
+
+/** Round trip of PING to `node` (median of `samples`), in ms. */
+export async function pingRtt(node, samples = 15) {
+  const { default: net } = await import('node:net');
+  const sock = net.connect({ host: node.host, port: node.port });
+  sock.setNoDelay(true);
+  await new Promise((resolve, reject) => {
+    sock.once('connect', resolve);
+    sock.once('error', reject);
+  });
+  const times = [];
+  let buf = '';
+  let waiter = null;
+  sock.on('data', (d) => {
+    buf += d.toString();
+    if (buf.includes('\r\n')) {
+      buf = '';
+      waiter?.();
+    }
+  });
+  for (let i = 0; i < samples; i++) {
+    const t = now();
+    await new Promise((resolve) => {
+      waiter = resolve;
+      sock.write('PING\r\n');
+    });
+    times.push(now() - t);
+  }
+  sock.destroy();
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1];
+}
