@@ -1,0 +1,373 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { AcquireTimeoutError, QuorumError, Redlock, type RedlockOptions } from '../../src/index.js';
+import { type Ensemble, type RedisProcess, startEnsemble } from '../harness/ensemble.js';
+import { type FaultProxy, startProxy } from '../harness/proxy.js';
+
+const lockKey = (r: string) => `quorumlock:{${r}}`;
+const fenceKey = (r: string) => `quorumlock:{${r}}:fence`;
+/** The value another holder's lock key holds on the nodes where the test plants it. */
+const OTHER = 'another-holder';
+
+let ensemble: Ensemble;
+const instances: Redlock[] = [];
+const proxies: FaultProxy[] = [];
+const direct: Redis[] = [];
+
+/** A Redlock over `urls`, closed after the test. */
+function client(urls: readonly string[], options?: RedlockOptions): Redlock {
+  const redlock = new Redlock(urls, options);
+  instances.push(redlock);
+  return redlock;
+}
+
+/** A fault proxy in front of `node`, closed after the test. */
+async function proxy(node: RedisProcess): Promise<FaultProxy> {
+  const p = await startProxy({ host: node.host, port: node.port });
+  proxies.push(p);
+  return p;
+}
+
+/** A plain client straight to `node`, bypassing any proxy. */
+function redisOf(node: RedisProcess): Redis {
+  const redis = node.client({ maxRetriesPerRequest: 1 });
+  redis.on('error', () => {});
+  direct.push(redis);
+  return redis;
+}
+
+/** Plants another holder's lock on `nodes` for `ttl` ms. */
+async function plantOther(resource: string, nodes: readonly RedisProcess[], ttl = 60_000) {
+  await Promise.all(nodes.map((n) => redisOf(n).set(lockKey(resource), OTHER, 'PX', ttl)));
+}
+
+/** Lock values of `resource` on every node (null where absent). */
+async function lockValues(resource: string): Promise<Array<string | null>> {
+  const keys = await ensemble.keys(lockKey(resource));
+  return ensemble.nodes.map((n) => keys.find((k) => k.node === n.index)?.value ?? null);
+}
+
+/** Runs one round so every connection of `redlock` is up before faults begin. */
+async function warm(redlock: Redlock): Promise<void> {
+  const lock = await redlock.acquire('warm-up', { wait: 10_000 });
+  await lock.release();
+}
+
+async function timed<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number }> {
+  const started = performance.now();
+  const value = await fn();
+  return { value, ms: performance.now() - started };
+}
+
+beforeAll(async () => {
+  ensemble = await startEnsemble({ size: 5 });
+});
+afterAll(async () => {
+  await ensemble?.stop();
+});
+beforeEach(async () => {
+  await Promise.all(ensemble.nodes.map((n) => n.flush()));
+});
+afterEach(async () => {
+  await Promise.all(instances.splice(0).map((r) => r.close()));
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+  for (const r of direct.splice(0)) r.disconnect();
+  // Bring every node back for the next test: resume the paused, restart the stopped.
+  for (const n of ensemble.nodes) n.resume();
+  await Promise.all(
+    ensemble.nodes.map(async (n) => {
+      if (!(await answers(n))) await n.restart();
+    }),
+  );
+});
+
+/** True when `node` answers PING within a second. */
+async function answers(node: RedisProcess): Promise<boolean> {
+  const redis = node.client({
+    lazyConnect: true,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+  });
+  redis.on('error', () => {});
+  try {
+    await redis.connect();
+    return (await Promise.race([redis.ping(), sleep(1_000, 'silent')])) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+const NODE_TIMEOUT = 1_000;
+
+describe('a minority of nodes failing', () => {
+  it('acquires in about the healthy nodes time when two of five are down', async () => {
+    const redlock = client(ensemble.urls, { nodeTimeout: NODE_TIMEOUT });
+    await warm(redlock);
+    await Promise.all([ensemble.nodes[1]!.stop(), ensemble.nodes[3]!.stop()]);
+    const { value: lock, ms } = await timed(() => redlock.acquire('r', { wait: 5_000 }));
+    expect(ms).toBeLessThan(NODE_TIMEOUT / 2);
+    expect(lock.nodes.map((n) => n.status)).toEqual([
+      'acquired',
+      'error',
+      'acquired',
+      'error',
+      'acquired',
+    ]);
+    const values = await lockValues('r');
+    expect([values[0], values[2], values[4]]).toEqual(Array(3).fill(lock.value));
+    await lock.release();
+  });
+
+  it('acquires without waiting for down nodes on a client created while they are down', async () => {
+    await Promise.all([ensemble.nodes[1]!.stop(), ensemble.nodes[3]!.stop()]);
+    const redlock = client(ensemble.urls, { nodeTimeout: NODE_TIMEOUT });
+    const { value: lock, ms } = await timed(() => redlock.acquire('r', { wait: 5_000 }));
+    expect(ms).toBeLessThan(NODE_TIMEOUT / 2);
+    await lock.release();
+  });
+
+  it('acquires in about the healthy nodes time when two of five are paused (SIGSTOP)', async () => {
+    const redlock = client(ensemble.urls, { nodeTimeout: NODE_TIMEOUT });
+    await warm(redlock);
+    ensemble.nodes[0]!.pause();
+    ensemble.nodes[4]!.pause();
+    const { value: lock, ms } = await timed(() => redlock.acquire('r', { wait: 5_000 }));
+    expect(ms).toBeLessThan(NODE_TIMEOUT / 2);
+    expect(lock.nodes[0]!.status).toBe('pending');
+    expect(lock.nodes[4]!.status).toBe('pending');
+    expect(lock.remaining()).toBeGreaterThan(25_000);
+    // Release decides on the healthy majority too, without waiting for the paused nodes.
+    const released = await timed(() => lock.release());
+    expect(released.ms).toBeLessThan(NODE_TIMEOUT / 2);
+    ensemble.nodes[0]!.resume();
+    ensemble.nodes[4]!.resume();
+    // Once the paused nodes run again, their queued acquire lands before the release: nothing stays.
+    await sleep(300);
+    expect(await lockValues('r')).toEqual(Array(5).fill(null));
+  });
+
+  it('acquires in about the healthy nodes time when two of five are slow (300 ms each way)', async () => {
+    const slow = await Promise.all([proxy(ensemble.nodes[0]!), proxy(ensemble.nodes[1]!)]);
+    const urls = [slow[0]!.url, slow[1]!.url, ...ensemble.urls.slice(2)];
+    const redlock = client(urls, { nodeTimeout: NODE_TIMEOUT });
+    await warm(redlock);
+    for (const p of slow) p.setDelay(300);
+    const { value: lock, ms } = await timed(() => redlock.acquire('r', { wait: 5_000 }));
+    expect(ms).toBeLessThan(NODE_TIMEOUT / 2);
+    expect(lock.nodes.slice(2).map((n) => n.status)).toEqual(Array(3).fill('acquired'));
+    await lock.release();
+  });
+
+  it('extends in about the healthy nodes time when two of five are paused', async () => {
+    const redlock = client(ensemble.urls, { nodeTimeout: NODE_TIMEOUT });
+    const lock = await redlock.acquire('r', { ttl: 5_000 });
+    ensemble.nodes[1]!.pause();
+    ensemble.nodes[2]!.pause();
+    const { ms } = await timed(() => lock.extend(20_000));
+    expect(ms).toBeLessThan(NODE_TIMEOUT / 2);
+    expect(lock.remaining()).toBeGreaterThan(15_000);
+    await lock.release();
+  });
+});
+
+describe('a majority of nodes failing', () => {
+  it('fails promptly with a QuorumError naming each down node when three of five are down', async () => {
+    const redlock = client(ensemble.urls, { nodeTimeout: NODE_TIMEOUT });
+    await warm(redlock);
+    await Promise.all([0, 2, 4].map((i) => ensemble.nodes[i]!.stop()));
+    for (const attempt of [
+      () => redlock.tryAcquire('r'),
+      () => redlock.acquire('r', { wait: 10_000 }),
+    ]) {
+      const { value: err, ms } = await timed(() => attempt().catch((e: unknown) => e));
+      expect(err).toBeInstanceOf(QuorumError);
+      expect(ms).toBeLessThan(NODE_TIMEOUT / 2);
+      const q = err as QuorumError;
+      expect(q.code).toBe('ERR_LOCK_QUORUM');
+      for (const i of [0, 2, 4]) {
+        expect(q.nodes[i]).toMatchObject({ node: `127.0.0.1:${ensemble.nodes[i]!.port}` });
+        expect(q.nodes[i]!.status).toBe('error');
+        expect(q.nodes[i]!.cause).toBeInstanceOf(Error);
+        expect(q.message).toContain(`127.0.0.1:${ensemble.nodes[i]!.port}`);
+      }
+    }
+    // The two live nodes hold nothing of ours.
+    expect(await lockValues('r')).toEqual(Array(5).fill(null));
+  });
+
+  it('fails promptly on a client created while a majority is down', async () => {
+    await Promise.all([0, 2, 4].map((i) => ensemble.nodes[i]!.stop()));
+    const redlock = client(ensemble.urls, { nodeTimeout: NODE_TIMEOUT });
+    const { value: err, ms } = await timed(() =>
+      redlock.acquire('r', { wait: 10_000 }).catch((e: unknown) => e),
+    );
+    expect(err).toBeInstanceOf(QuorumError);
+    expect(ms).toBeLessThan(NODE_TIMEOUT / 2);
+  });
+
+  it('fails with timeouts at nodeTimeout when three of five are paused', async () => {
+    const redlock = client(ensemble.urls, { nodeTimeout: 300 });
+    await warm(redlock);
+    for (const i of [1, 2, 3]) ensemble.nodes[i]!.pause();
+    const { value: err, ms } = await timed(() =>
+      redlock.acquire('r', { wait: 10_000 }).catch((e: unknown) => e),
+    );
+    expect(err).toBeInstanceOf(QuorumError);
+    expect(ms).toBeGreaterThanOrEqual(290);
+    expect(ms).toBeLessThan(3_000);
+    const q = err as QuorumError;
+    expect([1, 2, 3].map((i) => q.nodes[i]!.status)).toEqual(Array(3).fill('timeout'));
+    for (const i of [1, 2, 3]) ensemble.nodes[i]!.resume();
+    // The paused nodes run the queued acquire and then its undo: nothing of ours stays.
+    await sleep(300);
+    expect(await lockValues('r')).toEqual(Array(5).fill(null));
+  });
+});
+
+describe('a round slower than the ttl', () => {
+  /** A client whose majority sits behind proxies adding `delay` ms each way. */
+  async function slowMajority(delay: number, options: RedlockOptions) {
+    const slow = await Promise.all([0, 1, 2].map((i) => proxy(ensemble.nodes[i]!)));
+    const redlock = client([...slow.map((p) => p.url), ...ensemble.urls.slice(3)], options);
+    await warm(redlock);
+    for (const p of slow) p.setDelay(delay);
+    return redlock;
+  }
+
+  it('is never returned as held by tryAcquire: QuorumError about validity', async () => {
+    const redlock = await slowMajority(150, { ttl: 200, nodeTimeout: 2_000 });
+    const err = await redlock.tryAcquire('r').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(QuorumError);
+    expect((err as Error).message).toMatch(/validity/);
+  });
+
+  it('is never returned as held by acquire: it runs out of wait instead', async () => {
+    const redlock = await slowMajority(150, { ttl: 200, nodeTimeout: 2_000 });
+    const err = await redlock.acquire('r', { wait: 1_000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AcquireTimeoutError);
+    expect((err as Error).cause).toBeInstanceOf(QuorumError);
+    await sleep(500);
+    expect(await lockValues('r')).toEqual(Array(5).fill(null));
+  });
+
+  it('is refused even when the ttl outlasts the delay but not the round trip plus drift', async () => {
+    // 2 × 200 ms round trip against a 400 ms ttl: the keys live on, the validity does not.
+    const redlock = await slowMajority(200, { ttl: 400, nodeTimeout: 2_000 });
+    const err = await redlock.tryAcquire('r').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(QuorumError);
+    expect((err as Error).message).toMatch(/validity/);
+  });
+});
+
+describe('a failed round leaves nothing behind', () => {
+  /**
+   * Five nodes; the first two sit behind proxies that hold every byte. The
+   * client's connections are up before the proxies start holding.
+   */
+  async function heldPair(options: RedlockOptions) {
+    const held = await Promise.all([proxy(ensemble.nodes[0]!), proxy(ensemble.nodes[1]!)]);
+    const redlock = client([...held.map((p) => p.url), ...ensemble.urls.slice(2)], options);
+    await warm(redlock);
+    for (const p of held) p.hold();
+    return { held, redlock };
+  }
+
+  /** Waits until every held byte has landed and been answered. */
+  async function release(held: readonly FaultProxy[]): Promise<void> {
+    for (const p of held) p.flush();
+    await sleep(300);
+  }
+
+  it('undoes a yes that lands after the round was decided (taken on three others)', async () => {
+    await plantOther('r', ensemble.nodes.slice(2));
+    const { held, redlock } = await heldPair({ nodeTimeout: 5_000 });
+    const { value, ms } = await timed(() => redlock.tryAcquire('r'));
+    expect(value).toBeNull();
+    // Decided by the three answers, without waiting for the held nodes.
+    expect(ms).toBeLessThan(2_500);
+    await release(held);
+    expect(await lockValues('r')).toEqual([null, null, OTHER, OTHER, OTHER]);
+    // The late acquire did run on the held nodes: it advanced their fence counters.
+    const fences = await ensemble.keys(fenceKey('r'));
+    expect(fences.map((f) => f.node).sort()).toEqual([0, 1]);
+  });
+
+  it('undoes a yes that lands after its node already timed out', async () => {
+    await plantOther('r', ensemble.nodes.slice(2));
+    const { held, redlock } = await heldPair({ nodeTimeout: 200 });
+    expect(await redlock.tryAcquire('r')).toBeNull();
+    // Let the held nodes' deadline pass before their answers arrive.
+    await sleep(500);
+    await release(held);
+    expect(await lockValues('r')).toEqual([null, null, OTHER, OTHER, OTHER]);
+    expect((await ensemble.keys(fenceKey('r'))).map((f) => f.node).sort()).toEqual([0, 1]);
+  });
+
+  it('undoes its yes everywhere when the round fails at the deadline (taken on two others)', async () => {
+    await plantOther('r', ensemble.nodes.slice(3));
+    const { held, redlock } = await heldPair({ nodeTimeout: 300 });
+    // One free node says yes, two say taken, two are silent: decided only at the deadline.
+    expect(await redlock.tryAcquire('r')).toBeNull();
+    await release(held);
+    expect(await lockValues('r')).toEqual([null, null, null, OTHER, OTHER]);
+    expect((await ensemble.keys(fenceKey('r'))).map((f) => f.node).sort()).toEqual([0, 1, 2]);
+  });
+
+  it('undoes every round of an acquire that runs out of wait', async () => {
+    await plantOther('r', ensemble.nodes.slice(3));
+    const { held, redlock } = await heldPair({ nodeTimeout: 100 });
+    const err = await redlock.acquire('r', { wait: 600 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(AcquireTimeoutError);
+    await release(held);
+    expect(await lockValues('r')).toEqual([null, null, null, OTHER, OTHER]);
+  });
+});
+
+describe("a client's own leftovers", () => {
+  it('never block its next round: a key left by an earlier round of the same acquire is taken over', async () => {
+    const [n0, n1, n2] = ensemble.nodes;
+    const p0 = await proxy(n0!);
+    const redlock = client([p0.url, n1!.url, n2!.url], { ttl: 30_000, nodeTimeout: 3_000 });
+    await warm(redlock);
+    // Another holder has the third node: the client needs the first two.
+    await plantOther('r', [n2!]);
+    p0.setDelay(400);
+    const started = performance.now();
+    const pending = redlock.acquire('r', { wait: 20_000 });
+    // Once the first round's acquire has landed on node 0, cut that connection: its
+    // answer and the round's undo are lost, and the key stays there for 30 s.
+    const watcher = redisOf(n0!);
+    let leftover: string | null = null;
+    while (!leftover && performance.now() - started < 5_000) {
+      leftover = await watcher.get(lockKey('r'));
+      if (!leftover) await sleep(5);
+    }
+    p0.drop();
+    p0.setDelay(0);
+    expect(leftover).not.toBeNull();
+    const lock = await pending;
+    const elapsed = performance.now() - started;
+    // Far sooner than the leftover's 30 s: the later round took it over.
+    expect(elapsed).toBeLessThan(10_000);
+    expect(lock.value).not.toBe(leftover);
+    expect(lock.value.split('.')[0]).toBe(leftover!.split('.')[0]);
+    expect(await watcher.get(lockKey('r'))).toBe(lock.value);
+    expect(await redisOf(n1!).get(lockKey('r'))).toBe(lock.value);
+    expect(await redisOf(n2!).get(lockKey('r'))).toBe(OTHER);
+    await lock.release();
+    expect(await watcher.get(lockKey('r'))).toBeNull();
+  });
+
+  it('of an earlier, separate acquisition do block it: only the same acquisition may take them over', async () => {
+    const n0 = ensemble.nodes[0]!;
+    const redlock = client(ensemble.urls.slice(0, 3), { ttl: 30_000 });
+    // An earlier lock of the same client that was abandoned (never released) still holds the nodes.
+    const abandoned = await redlock.acquire('r');
+    expect(await redlock.tryAcquire('r')).toBeNull();
+    expect(await redisOf(n0).get(lockKey('r'))).toBe(abandoned.value);
+    await abandoned.release();
+  });
+});
