@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fencedSet, highestFence } from '../../src/guard.js';
-import { type Lock, Redlock, type RedlockOptions } from '../../src/index.js';
+import { type Lock, QuorumError, Redlock, type RedlockOptions } from '../../src/index.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 
 const PREFIX = 'quorumlock:';
@@ -183,21 +183,38 @@ describe('phase 2 (counters driven apart)', () => {
       expect(i, `counters never converged: ${await counters(e, resource)}`).toBeLessThan(50);
       await (await rl.tryAcquire(resource))!.release();
     }
-    const scriptCalls = async () => {
-      let total = 0;
-      for (const n of node) {
-        const info = await n.info('commandstats');
-        for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) {
-          total += Number(m[1]);
-        }
-      }
-      return total;
+    const scriptCalls = () =>
+      Promise.all(
+        node.map(async (n) => {
+          const info = await n.info('commandstats');
+          let calls = 0;
+          for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) {
+            calls += Number(m[1]);
+          }
+          return calls;
+        }),
+      );
+    // A release is decided at quorum, so the last node may still be running it. Its answer
+    // to inspect (one more script, on the same connection) comes after it.
+    const settled = async () => {
+      await rl.inspect(resource);
+      return scriptCalls();
     };
-    const before = await scriptCalls();
+    const before = await settled();
     const rounds = 10;
-    for (let i = 0; i < rounds; i++) await (await rl.tryAcquire(resource))!.release();
-    // One acquire script and one release script per node per round, nothing else.
-    expect((await scriptCalls()) - before).toBe(rounds * 2 * 3);
+    const tokens: number[] = [];
+    for (let i = 0; i < rounds; i++) {
+      const lock = (await rl.tryAcquire(resource))!;
+      tokens.push(lock.fence!);
+      await lock.release();
+    }
+    const after = await settled();
+    // One acquire script and one release script per node per round, plus the inspect.
+    const expected = rounds * 2 + 1;
+    expect(
+      after.map((a, i) => a - before[i]!),
+      `tokens ${tokens}, counters ${await counters(e, resource)}`,
+    ).toEqual([expected, expected, expected]);
   });
 });
 
@@ -208,7 +225,7 @@ describe('randomized faults on a minority', () => {
     const e = await ensemble(size);
     const resource = `random-${size}`;
     const workers = [0, 1, 2].map(() =>
-      redlock(e, { ttl: 2_000, nodeTimeout: 200, retry: { minDelay: 5, maxDelay: 50 } }),
+      redlock(e, { ttl: 2_000, nodeTimeout: 500, retry: { minDelay: 5, maxDelay: 50 } }),
     );
     const history: Acquisition[] = [];
     const plans = fc.sample(
@@ -238,8 +255,17 @@ describe('randomized faults on a minority', () => {
       await Promise.all(
         workers.map(async (w, c) => {
           for (let k = 0; k < 2; k++) {
-            const startedAt = performance.now();
-            const lock: Lock = await w.acquire(resource, { wait: 20_000 });
+            let startedAt = performance.now();
+            let lock: Lock | undefined;
+            // On a loaded machine healthy nodes can miss the deadline too; that attempt
+            // failed (no token) and a new one begins.
+            for (let attempt = 1; !lock; attempt++) {
+              startedAt = performance.now();
+              lock = await w.acquire(resource, { wait: 20_000 }).catch((err: unknown) => {
+                if (!(err instanceof QuorumError) || attempt >= 20) throw err;
+                return undefined;
+              });
+            }
             const completedAt = performance.now();
             history.push({ client: c, startedAt, completedAt, token: lock.fence! });
             await new Promise((r) => setTimeout(r, Math.random() * 10));
