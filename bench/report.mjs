@@ -40,6 +40,9 @@ function summarizeSequential(runs) {
       pairMax: over(usable, (r) => r.pair.max),
       pairsPerSec: over(usable, (r) => r.pairsPerSec),
       cpuUsPerPair: over(usable, (r) => r.cpuUsPerPair),
+      nodeCallsPerPair: over(usable, (r) => r.nodeCallsPerPair?.total ?? Number.NaN),
+      nodeCallsByCommand:
+        usable.find((r) => r.nodeCallsPerPair)?.nodeCallsPerPair.byCommand ?? null,
       stalled: list.filter((r) => r.stalled).map((r) => r.stalled),
       failed: list.filter((r) => r.failed).map((r) => r.failed),
       errors: list.filter(ok).reduce((s, r) => s + (r.errors ?? 0), 0),
@@ -74,6 +77,7 @@ function summarizeContended(runs) {
       sectionsPerSec: over(usable, (r) => r.sectionsPerSec),
       handoffP50: over(usable, (r) => r.handoff.p50),
       handoffP99: over(usable, (r) => r.handoff.p99),
+      handoffOtherP50: over(usable, (r) => r.handoffOther?.p50 ?? Number.NaN),
       maxGapMs: over(usable, (r) => r.maxGapMs),
       failedPerSection: over(usable, (r) => r.failedPerSection ?? Number.NaN),
       shareMinMax: over(usable, (r) => r.shareMinMax),
@@ -348,7 +352,7 @@ function buildTables(results, summary, targets) {
     tables.push({
       id: 'sequential',
       title: '1. Sequential uncontended acquire + release (µs)',
-      note: `One client, one key, acquire then release in a loop. ${spreadNote}`,
+      note: `One client, one key, acquire then release in a loop. Redis calls/pair: commands the nodes executed per pair, summed over all nodes (INFO commandstats). ${spreadNote}`,
       headers: [
         'contender',
         'acquire p50',
@@ -360,6 +364,7 @@ function buildTables(results, summary, targets) {
         'pair p99',
         'pairs/s',
         'CPU µs/pair',
+        'Redis calls/pair',
       ],
       rows: Object.entries(summary.sequential).map(([id, x]) => [
         labels[id],
@@ -372,6 +377,11 @@ function buildTables(results, summary, targets) {
         cell(x.pairP99, us),
         cell(x.pairsPerSec, int),
         cell(x.cpuUsPerPair, int),
+        x.nodeCallsByCommand
+          ? `${dec(1)(x.nodeCallsPerPair.median)} (${Object.entries(x.nodeCallsByCommand)
+              .map(([c, n]) => `${c} ${n}`)
+              .join(', ')})`
+          : '–',
       ]),
       footnotes: errorNotes(summary.sequential, labels),
       charts: ['sequentialPair', 'sequentialAcquire', 'sequentialRelease'],
@@ -401,12 +411,13 @@ function buildTables(results, summary, targets) {
     tables.push({
       id: 'contended',
       title: `3. Contended: ${p.clients} clients, one key, hold ${p.holdMs} ms, ${p.durationMs / 1000} s`,
-      note: `${p.clients} independent client instances in this one process, each with its own connections. Handoff = a holder calls release → the next acquire resolves; "back to same client" = share of handoffs where the releasing client took the lock again. Failed rounds = lost acquire rounds per critical section (quorumlock: its diagnostics channel; redlock family: lock.attempts; redis-semaphore: SET NX calls on one node). ${spreadNote}`,
+      note: `${p.clients} independent client instances in this one process, each with its own connections. Handoff = a holder calls release → the next acquire resolves; "back to same client" = share of handoffs where the releasing client took the lock again; "to another client" counts only the other handoffs. Failed rounds = lost acquire rounds per critical section (quorumlock: its diagnostics channel; redlock family: lock.attempts; redis-semaphore: SET NX calls on one node). ${spreadNote}`,
       headers: [
         'contender',
         'sections/s',
         'handoff p50 (µs)',
         'handoff p99 (µs)',
+        'to another client p50 (µs)',
         'longest gap (ms)',
         'failed rounds / section',
         'share min/max',
@@ -420,6 +431,7 @@ function buildTables(results, summary, targets) {
         cell(x.sectionsPerSec, int),
         cell(x.handoffP50, us),
         cell(x.handoffP99, us),
+        cell(x.handoffOtherP50, us),
         cell(x.maxGapMs, dec(1)),
         cell(x.failedPerSection, dec(2)),
         cell(x.shareMinMax, dec(2)),
@@ -429,7 +441,7 @@ function buildTables(results, summary, targets) {
         String(x.acquireErrors) + (x.undrained ? ` (${x.undrained} undrained)` : ''),
       ]),
       footnotes: errorNotes(summary.contended, labels, 'acquire errors'),
-      charts: ['contendedHandoff'],
+      charts: ['contendedHandoff', 'contendedHandoffOther'],
     });
   }
   if (summary.degraded) {
@@ -607,6 +619,7 @@ const CHART_TITLES = {
   sequentialRelease: 'Sequential: release latency',
   concurrentPair: 'Concurrent ×64: pair latency',
   contendedHandoff: 'Contended: handoff latency (release → next acquire)',
+  contendedHandoffOther: 'Contended: handoff latency to another client',
   degraded_baseline_acquire: 'Degraded, baseline (through proxies): acquire latency',
   degraded_down_acquire: 'Degraded, one node down: acquire latency',
   degraded_slow_acquire: 'Degraded, one node slow: acquire latency',

@@ -16,12 +16,13 @@ import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
 import { allContenders, loadQuorumlock } from './contenders.mjs';
 import { DelayProxies } from './delay-proxy.mjs';
 import { installExitHooks, killAll, nodeUrl, parseNode, startEnsemble } from './ensemble.mjs';
 import { Progress } from './progress.mjs';
 import { buildReport } from './report.mjs';
-import { concurrent, contended, pingRtt, sequential } from './scenarios.mjs';
+import { commandCalls, concurrent, contended, pingRtt, sequential } from './scenarios.mjs';
 import { curve, encode, mergeInto, newHistogram } from './stats.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -138,6 +139,10 @@ function machine() {
   };
 }
 
+const auth = (n) => ({
+  ...(n.password ? { password: n.password } : {}),
+  ...(n.username ? { username: n.username } : {}),
+});
 const rotate = (list, by) => list.map((_, i) => list[(i + by) % list.length]);
 const runId = randomBytes(3).toString('hex');
 const prefix = `bench:${runId}:`;
@@ -248,11 +253,16 @@ async function withInstance(c, nodesFor, fn, opts = {}) {
 
 if (scenarioIds.has('1')) {
   const t0 = scenarioStart();
+  // Admin connections count the Redis commands each contender sends per pair.
+  const admins = nodes.map((n) => new Redis({ host: n.host, port: n.port, ...auth(n) }));
+  for (const a of admins) a.on('error', () => {});
+  const probe = () => commandCalls(admins).catch(() => null);
   await interleaved('sequential', contenders, '1 sequential', (c, rep) =>
     withInstance(c, nodes, (inst) =>
-      sequential(inst, { key: `${prefix}s1:${c.id}:${rep}`, ...plan.seq, progress }),
+      sequential(inst, { key: `${prefix}s1:${c.id}:${rep}`, ...plan.seq, progress, probe }),
     ),
   );
+  for (const a of admins) a.disconnect();
   scenarioEnd('sequential', t0);
 }
 
@@ -394,9 +404,32 @@ async function memoryCheck() {
   return JSON.parse(out);
 }
 
+/** On given nodes, deletes what this run left behind (fence counters have no ttl). */
+async function sweep() {
+  let removed = 0;
+  for (const n of nodes) {
+    const admin = new Redis({ host: n.host, port: n.port, ...auth(n) });
+    admin.on('error', () => {});
+    try {
+      let cursor = '0';
+      do {
+        const [next, keys] = await admin.scan(cursor, 'MATCH', `*${prefix}*`, 'COUNT', 1000);
+        cursor = next;
+        if (keys.length) removed += await admin.del(...keys);
+      } while (cursor !== '0');
+    } catch (err) {
+      progress.note(`could not clean up ${nodeUrl(n)}: ${err.message}`);
+    } finally {
+      admin.disconnect();
+    }
+  }
+  return removed;
+}
+
 progress.end();
 proxies?.stop();
-if (!args.nodes) killAll();
+if (args.nodes) progress.note(`removed ${await sweep()} keys this run left on the given nodes`);
+else killAll();
 
 // ---- aggregate, report ------------------------------------------------------------
 
@@ -426,7 +459,10 @@ function detachHistograms() {
     charts.sequentialPair = mergeRuns(s.sequential.runs, 'pair');
   }
   if (s.concurrent) charts.concurrentPair = mergeRuns(s.concurrent.runs, 'pair');
-  if (s.contended) charts.contendedHandoff = mergeRuns(s.contended.runs, 'handoff');
+  if (s.contended) {
+    charts.contendedHandoff = mergeRuns(s.contended.runs, 'handoff');
+    charts.contendedHandoffOther = mergeRuns(s.contended.runs, 'handoffOther');
+  }
   if (s.degraded) {
     for (const k of Object.keys(s.degraded.runs)) {
       charts[`degraded_${k}_acquire`] = mergeRuns(s.degraded.runs[k], 'acquire');

@@ -27,19 +27,52 @@ async function bounded(promise, capMs) {
   }
 }
 
+/** Per-pair Redis command counts from two commandCalls() snapshots, less the probe's own INFO. */
+function perPair(before, after, pairs) {
+  const out = {};
+  let total = 0;
+  for (const [cmd, n] of Object.entries(after.calls)) {
+    const d = n - (before.calls[cmd] ?? 0) - (cmd === 'info' ? after.nodes : 0);
+    if (d > 0) {
+      out[cmd] = Math.round((d / pairs) * 100) / 100;
+      total += d;
+    }
+  }
+  return { total: Math.round((total / pairs) * 100) / 100, byCommand: out };
+}
+
+/**
+ * Sums `INFO commandstats` over the nodes: { calls: { command: count }, nodes }.
+ * `admins` are plain ioredis clients, one per node.
+ */
+export async function commandCalls(admins) {
+  const calls = {};
+  for (const admin of admins) {
+    const text = await admin.info('commandstats');
+    for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+      calls[m[1]] = (calls[m[1]] ?? 0) + Number(m[2]);
+    }
+  }
+  return { calls, nodes: admins.length };
+}
+
 function cpuMicros(start) {
   const d = process.cpuUsage(start);
   return d.user + d.system;
 }
 
 /** Sequential acquire + release on one key for `durationMs` (after `warmupMs`). */
-export async function sequential(inst, { key, durationMs, warmupMs, capMs = 10_000, progress }) {
+export async function sequential(
+  inst,
+  { key, durationMs, warmupMs, capMs = 10_000, progress, probe },
+) {
   const warmEnd = now() + warmupMs;
   while (now() < warmEnd) {
     const h = await bounded(inst.acquire(key), capMs);
     if (h === STALLED) break;
     if ((await bounded(inst.release(h), capMs)) === STALLED) break;
   }
+  const before = await probe?.();
   const acquire = newHistogram();
   const release = newHistogram();
   const pair = newHistogram();
@@ -87,10 +120,12 @@ export async function sequential(inst, { key, durationMs, warmupMs, capMs = 10_0
   }
   const elapsed = now() - t0;
   const cpu = cpuMicros(cpu0);
+  const after = await probe?.();
   return {
     pairs,
     errors,
     errorSamples,
+    nodeCallsPerPair: before && after && pairs ? perPair(before, after, pairs) : null,
     stalled,
     elapsedMs: elapsed,
     pairsPerSec: (pairs / elapsed) * 1000,
@@ -202,6 +237,8 @@ export async function contended(
     const failedAtStart = readFailed();
     let failedAtEnd = failedAtStart;
     const handoff = newHistogram();
+    // Handoffs to a different client than the one that released: what a waiter sees.
+    const handoffOther = newHistogram();
     const perClient = new Array(clients).fill(0);
     let holders = 0;
     let overlaps = 0;
@@ -254,6 +291,7 @@ export async function contended(
           recordMs(handoff, gap);
           if (waiterAtExit && gap > maxGap) maxGap = gap;
           if (lastHolder === i) sameHolder++;
+          else recordMs(handoffOther, gap);
         }
         lastHolder = i;
         sections++;
@@ -285,6 +323,7 @@ export async function contended(
       sections,
       sectionsPerSec: (sections / durationMs) * 1000,
       handoff: summarize(handoff),
+      handoffOther: summarize(handoffOther),
       maxGapMs: maxGap,
       failedRounds: failed,
       failedPerSection: failed === null || sections === 0 ? null : failed / sections,
@@ -296,7 +335,7 @@ export async function contended(
       errorSamples,
       cpuUsPerSection: sections ? cpu / sections : Number.NaN,
       drained,
-      hist: { handoff },
+      hist: { handoff, handoffOther },
     };
   } finally {
     await Promise.all(insts.map((i) => i.close().catch(() => {})));
