@@ -12,7 +12,9 @@ const HANDOFFS = 30;
 let ensemble: Ensemble;
 const redlocks: Redlock[] = [];
 function redlockOf(options: ConstructorParameters<typeof Redlock>[1] = {}): Redlock {
-  const r = new Redlock(ensemble.urls, options);
+  // A generous per-call deadline: these tests are not about slow nodes, and on a
+  // loaded machine the default (ttl/100, at least 50 ms) can be missed.
+  const r = new Redlock(ensemble.urls, { nodeTimeout: 1_000, ...options });
   redlocks.push(r);
   return r;
 }
