@@ -7,13 +7,27 @@
 -- ARGV[2..n+1]   token of each resource
 --
 -- Returns 1 when every lock key still holds our value, 0 otherwise.
--- Counters are raised either way: they only ever move forward.
+-- Counters only ever move forward. A counter that is missing (the node lost
+-- its data since phase 1) is seeded from server TIME in µs as in phase 1,
+-- never from the token alone, so a higher token issued since cannot come back.
 local n = #KEYS / 2
 local held = 1
+local now
 for i = 1, n do
   local t = tonumber(ARGV[i + 1])
-  local f = tonumber(redis.call('GET', KEYS[n + i]) or '0')
-  if f < t then redis.call('SET', KEYS[n + i], ARGV[i + 1]) end
+  local cur = redis.call('GET', KEYS[n + i])
+  local f
+  if cur then
+    f = tonumber(cur)
+  else
+    if not now then
+      local time = redis.call('TIME')
+      now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+    end
+    f = now
+  end
+  if f < t then f = t end
+  if not cur or f ~= tonumber(cur) then redis.call('SET', KEYS[n + i], string.format('%.0f', f)) end
   if redis.call('GET', KEYS[i]) ~= ARGV[1] then held = 0 end
 end
 return held
