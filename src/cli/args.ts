@@ -3,6 +3,7 @@
  * to exit code 64. Everything here is pure, so it is checked without Redis.
  */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
+import type { RedlockOptions } from '../options.js';
 
 /** A mistake in how the command was called; the CLI exits 64 with the message. */
 export class UsageError extends Error {
@@ -159,16 +160,39 @@ export const NODE_OPTIONS_HELP = `  --nodes URL,...     Redis masters: redis://[
   --key-prefix P      prefix of the lock keys (default: quorumlock:)
   -h, --help          show this help`;
 
-/** Where and how to reach the nodes, from NODE_OPTIONS values. */
+/** NODE_OPTIONS plus what commands that take or read locks accept. */
+export const LOCK_OPTIONS = {
+  ...NODE_OPTIONS,
+  'node-timeout': { type: 'string' },
+} as const;
+
+/** The help lines of LOCK_OPTIONS. */
+export const LOCK_OPTIONS_HELP = `${NODE_OPTIONS_HELP.replace(/\n {2}-h, --help.*$/, '')}
+  --node-timeout D    deadline of each call to one node (default: ttl/100, 50ms to 1s)
+  -h, --help          show this help`;
+
+/** Where and how to reach the nodes, from NODE_OPTIONS (or LOCK_OPTIONS) values. */
 export interface NodeSettings {
   readonly urls: string[];
   readonly quorum: number | undefined;
   readonly keyPrefix: string | undefined;
+  /** Per-call deadline in ms; undefined for the library's default. */
+  readonly nodeTimeout: number | undefined;
+}
+
+/** The Redlock options these settings ask for (only those given). */
+export function redlockOptions(settings: NodeSettings, ttl?: number): RedlockOptions {
+  return {
+    ...(ttl === undefined ? {} : { ttl }),
+    ...(settings.quorum === undefined ? {} : { quorum: settings.quorum }),
+    ...(settings.keyPrefix === undefined ? {} : { keyPrefix: settings.keyPrefix }),
+    ...(settings.nodeTimeout === undefined ? {} : { nodeTimeout: settings.nodeTimeout }),
+  };
 }
 
 /** Reads NODE_OPTIONS values (and QUORUMLOCK_NODES); throws UsageError on bad ones. */
 export function nodeSettings(
-  values: { nodes?: string; quorum?: string; 'key-prefix'?: string },
+  values: { nodes?: string; quorum?: string; 'key-prefix'?: string; 'node-timeout'?: string },
   env: NodeJS.ProcessEnv,
 ): NodeSettings {
   const urls = resolveNodes(values.nodes, env);
@@ -179,5 +203,8 @@ export function nodeSettings(
       `--quorum ${quorum} must be more than half of the ${urls.length} nodes and at most ${urls.length}`,
     );
   }
-  return { urls, quorum, keyPrefix: values['key-prefix'] };
+  const timeout = values['node-timeout'];
+  const nodeTimeout = timeout === undefined ? undefined : parseDuration(timeout, '--node-timeout');
+  if (nodeTimeout === 0) throw new UsageError('--node-timeout must be more than 0');
+  return { urls, quorum, keyPrefix: values['key-prefix'], nodeTimeout };
 }

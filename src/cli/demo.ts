@@ -49,17 +49,21 @@ interface Timing {
   readonly ttl: number;
   readonly grace: number;
   readonly wait: number;
+  readonly nodeTimeout: number;
 }
 
 function timing(durationMs: number): Timing {
   const night = Math.floor(durationMs / NIGHTS);
-  const ttl = Math.min(2000, Math.max(1000, Math.round(night / 6)));
+  const ttl = Math.min(3000, Math.max(1500, Math.round(night / 4)));
   return {
     night,
     step: Math.round(night / 40),
     ttl,
     grace: Math.round(ttl / 5),
-    wait: Math.round(night * 0.75),
+    // Generous: the waiters of a night must outlast a crashed holder's ttl on a busy machine.
+    wait: night * 2,
+    // The library's default (ttl/100) is tight for short-lived processes on a loaded machine.
+    nodeTimeout: Math.round(ttl / 8),
   };
 }
 
@@ -86,7 +90,6 @@ class Demo {
   readonly #hosts: string[];
   readonly #started = Date.now();
   readonly #runs: Run[] = [];
-  readonly #busy = new Map<string, Run>();
   readonly #itemWrites = new Map<string, number>();
   readonly #rejected: { run: Run; item: number | null; token: number; highest: number }[] = [];
   readonly #faults: string[] = [];
@@ -129,8 +132,9 @@ class Demo {
     out(`  fenced store   127.0.0.1 port ${this.#store.servers[0]!.port}`);
     out(`  every night, cron on every host runs:`);
     out(
-      `    quorumlock run --ttl ${t.ttl}ms --wait ${t.wait}ms --grace ${t.grace}ms ${RESOURCE} -- node demo-job.js <night>`,
+      `    quorumlock run --ttl ${t.ttl}ms --wait ${t.wait}ms --grace ${t.grace}ms --node-timeout ${t.nodeTimeout}ms \\`,
     );
+    out(`        ${RESOURCE} -- node demo-job.js <night>`);
     out(
       `  the job does ${ITEMS} items of ${t.step} ms, resuming where the last holder stopped, and writes`,
     );
@@ -143,18 +147,15 @@ class Demo {
     const nightStart = Date.now();
     const t = this.#t;
     this.#log('', `night ${night} begins: cron fires on ${this.#hosts.join(', ')}`);
+    const runs: Run[] = [];
     for (const host of this.#hosts) {
-      if (this.#busy.has(host)) {
-        this.#log(host, 'still busy with the last run; skips this night');
-        continue;
-      }
-      this.#spawn(host, night);
+      runs.push(this.#spawn(host, night));
       await sleep(Math.random() * 100);
     }
-    const at = (fraction: number) =>
-      sleep(Math.max(0, nightStart + t.night * fraction - Date.now()));
-    await at(1);
+    // A night ends when its runs and faults are over, and lasts at least its share of the duration.
+    await Promise.all(runs.map((r) => r.exited));
     await Promise.all(this.#pendingFaults);
+    await sleep(Math.max(0, nightStart + t.night - Date.now()));
   }
 
   /** Pauses node 2 while a holder works: renewals and waiters carry on with 4 of 5. */
@@ -208,7 +209,7 @@ class Demo {
     }
   }
 
-  #spawn(host: string, night: number): void {
+  #spawn(host: string, night: number): Run {
     const t = this.#t;
     const args = [
       MAIN_JS,
@@ -219,6 +220,8 @@ class Demo {
       `${t.wait}ms`,
       '--grace',
       `${t.grace}ms`,
+      '--node-timeout',
+      `${t.nodeTimeout}ms`,
       '--log',
       'json',
       RESOURCE,
@@ -253,15 +256,14 @@ class Demo {
       child.once('exit', (code, signal) => {
         run.exitCode = code;
         run.signal = signal;
-        this.#busy.delete(host);
         this.#onExit(run);
         resolve();
       });
     });
     this.#runs.push(run);
-    this.#busy.set(host, run);
     createInterface({ input: child.stderr! }).on('line', (line) => this.#onLockEvent(run, line));
     createInterface({ input: child.stdout! }).on('line', (line) => this.#onJobEvent(run, line));
+    return run;
   }
 
   /** Events from `quorumlock run --log json`. */

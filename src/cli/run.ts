@@ -13,12 +13,13 @@ import { QuorumError } from '../errors.js';
 import type { Lock } from '../lock.js';
 import { Redlock } from '../redlock.js';
 import {
-  NODE_OPTIONS,
-  NODE_OPTIONS_HELP,
+  LOCK_OPTIONS,
+  LOCK_OPTIONS_HELP,
   nodeSettings,
   parseCommandArgs,
   parseDuration,
   parseWait,
+  redlockOptions,
   UsageError,
 } from './args.js';
 import { EXIT_CODE_HELP, ExitCode, exitCodeFor } from './exit.js';
@@ -32,9 +33,9 @@ command's exit code. The command gets QUORUMLOCK_RESOURCE and QUORUMLOCK_FENCE
 (the fencing token: pass it to whatever the command writes to).
 
 If the lock cannot be kept (renewal fails, a majority is unreachable), the
-command gets SIGTERM --grace before the lock's validity ends and SIGKILL when
-it ends, so it never runs past the lock; quorumlock then exits 76. SIGINT,
-SIGTERM and SIGHUP sent to quorumlock are forwarded to the command.
+command gets SIGTERM --grace before the lock's validity ends and SIGKILL just
+before it ends, so it never runs past the lock; quorumlock then exits 76.
+SIGINT, SIGTERM and SIGHUP sent to quorumlock are forwarded to the command.
 
 Options:
   --ttl DURATION      lock time to live, renewed every ttl/3 (default 30s)
@@ -44,7 +45,7 @@ Options:
                       lost (default 5s, at most a quarter of --ttl)
   --log text|json     report lock events (acquired, extended, lost, ...) on stderr
   -v, --verbose       same as --log text
-${NODE_OPTIONS_HELP}
+${LOCK_OPTIONS_HELP}
 
 Durations: 500ms, 30s, 2m, 1h or plain milliseconds.
 
@@ -56,7 +57,7 @@ Examples:
 ${EXIT_CODE_HELP}`;
 
 const RUN_OPTIONS = {
-  ...NODE_OPTIONS,
+  ...LOCK_OPTIONS,
   ttl: { type: 'string' },
   wait: { type: 'string' },
   grace: { type: 'string' },
@@ -77,6 +78,7 @@ export interface RunPlan {
   readonly urls: string[];
   readonly quorum: number | undefined;
   readonly keyPrefix: string | undefined;
+  readonly nodeTimeout: number | undefined;
 }
 
 /** Parses `run`'s arguments; throws UsageError on anything wrong. Returns null for --help. */
@@ -147,19 +149,22 @@ export async function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv
     return ExitCode.ok;
   }
   const log = eventLog(plan);
-  const redlock = new Redlock(plan.urls, {
-    ttl: plan.ttl,
-    ...(plan.quorum === undefined ? {} : { quorum: plan.quorum }),
-    ...(plan.keyPrefix === undefined ? {} : { keyPrefix: plan.keyPrefix }),
-  });
+  const redlock = new Redlock(plan.urls, redlockOptions(plan, plan.ttl));
   try {
     const lock = await acquireInterruptibly(redlock, plan, log);
     if (typeof lock === 'number') return lock;
     return await supervise(lock, plan, env, log);
   } catch (err) {
     const code = exitCodeFor(err);
-    log('error', { message: (err as Error).message, exit: code });
-    process.stderr.write(`quorumlock: ${(err as Error).message ?? String(err)}\n`);
+    // The library counts the last try's budget; the user asked for --wait as a whole.
+    const message =
+      code === ExitCode.notAcquired
+        ? `"${plan.resource}" is held by another holder; gave up after --wait ${plan.wait} ms`
+        : err instanceof Error
+          ? err.message
+          : String(err);
+    log('error', { message, exit: code });
+    process.stderr.write(`quorumlock: ${message}\n`);
     return code;
   } finally {
     await redlock.close();
@@ -254,8 +259,9 @@ async function supervise(
   let terminating: string | undefined;
   let cancelKill: (() => void) | undefined;
   let cancelWatch: (() => void) | undefined;
-  // The expiry margin keeps SIGKILL strictly before the validity deadline.
-  const margin = Math.min(25, plan.ttl * 0.02);
+  // SIGKILL is aimed this far before the validity deadline, so a timer that
+  // fires late on a busy host still lands before it.
+  const margin = Math.min(1000, Math.max(25, plan.ttl * 0.05));
 
   const terminate = (reason: string) => {
     if (terminating !== undefined) return;

@@ -4,10 +4,11 @@
  */
 import { Redlock } from '../redlock.js';
 import {
-  NODE_OPTIONS,
-  NODE_OPTIONS_HELP,
+  LOCK_OPTIONS,
+  LOCK_OPTIONS_HELP,
   nodeSettings,
   parseCommandArgs,
+  redlockOptions,
   UsageError,
 } from './args.js';
 import { EXIT_CODE_HELP, ExitCode } from './exit.js';
@@ -25,12 +26,12 @@ fence counter and whether the node answered; then the quorum's verdict:
 
 Options:
   --json              print the result as JSON
-${NODE_OPTIONS_HELP}
+${LOCK_OPTIONS_HELP}
 
 ${EXIT_CODE_HELP}
   status exits 0 whatever the verdict, and 69 for no-quorum.`;
 
-const STATUS_OPTIONS = { ...NODE_OPTIONS, json: { type: 'boolean' } } as const;
+const STATUS_OPTIONS = { ...LOCK_OPTIONS, json: { type: 'boolean' } } as const;
 
 /** `status`'s JSON output. */
 export interface StatusReport {
@@ -63,10 +64,7 @@ export async function statusCommand(
   }
   const resource = positionals[0]!;
   const nodes = nodeSettings(values, env);
-  const redlock = new Redlock(nodes.urls, {
-    ...(nodes.quorum === undefined ? {} : { quorum: nodes.quorum }),
-    ...(nodes.keyPrefix === undefined ? {} : { keyPrefix: nodes.keyPrefix }),
-  });
+  const redlock = new Redlock(nodes.urls, redlockOptions(nodes));
   try {
     const state = await redlock.inspect(resource);
     const report = statusReport(resource, state.nodes, state.quorum);
@@ -128,7 +126,7 @@ function verdictText(v: Verdict): string {
   switch (v.state) {
     case 'held':
       return (
-        `verdict: HELD by ${shortValue(v.holder!, v.holder)} on ${v.holdingNodes} of ${v.reachable} reachable nodes, ` +
+        `verdict: HELD by ${shortValue(v.holder!, undefined)} on ${v.holdingNodes} of ${v.reachable} reachable nodes, ` +
         `${v.expiresInMs! < 0 ? 'with no expiry' : `expires in ${v.expiresInMs} ms unless renewed`}${fence}`
       );
     case 'free':
