@@ -50,6 +50,14 @@ function record(channel: string, resource: string) {
   return { events, stop: () => diagnostics.unsubscribe(channel, listener) };
 }
 
+/** Resolves once `signal` has aborted (at once if it already has). */
+function aborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) =>
+    signal.addEventListener('abort', () => resolve(), { once: true }),
+  );
+}
+
 /** On how many nodes the lock key of `resource` holds `value`. */
 async function holdingNodes(resource: string, value: string): Promise<number> {
   const keys = await ensemble.keys(`quorumlock:{${resource}}`);
@@ -59,15 +67,24 @@ async function holdingNodes(resource: string, value: string): Promise<number> {
 describe('using', () => {
   it('keeps a lock for 10× its ttl while the routine runs', async () => {
     const redlock = redlockOf();
+    // The first round of an instance also connects and loads the scripts: not what this test times.
+    await redlock.inspect('long');
     const ttl = 400;
     const extends_ = record(channels.extend, 'long');
+    const acquires = record(channels.acquire, 'long');
     const seen: number[] = [];
     const pttls: number[] = [];
     try {
       const result = await redlock.using('long', { ttl }, async (signal, lock) => {
         const until = performance.now() + 10 * ttl;
         while (performance.now() < until) {
-          expect(signal.aborted).toBe(false);
+          if (signal.aborted) {
+            // Say which rounds were slow: the lock must survive anything short of a lost majority.
+            const rounds = [...acquires.events, ...extends_.events].map(
+              (e) => `${e.ok ? 'ok' : 'failed'} in ${e.durationMs.toFixed(0)} ms`,
+            );
+            throw new Error(`lock lost while held: ${signal.reason}; rounds: ${rounds.join(', ')}`);
+          }
           seen.push(await holdingNodes('long', lock.value));
           const probe = ensemble.nodes[0]!.client();
           try {
@@ -85,6 +102,7 @@ describe('using', () => {
       expect(result).toBe('done');
     } finally {
       extends_.stop();
+      acquires.stop();
     }
     // Every sample saw the key on a majority of the nodes.
     expect(seen.length).toBeGreaterThan(20);
@@ -230,7 +248,7 @@ describe('renewal on acquire', () => {
       await c.del('quorumlock:{renewed}');
       c.disconnect();
     }
-    await new Promise((resolve) => lock.signal.addEventListener('abort', resolve, { once: true }));
+    await aborted(lock.signal);
     expect(lock.signal.reason).toBeInstanceOf(LockLostError);
     expect(lock.held).toBe(false);
     await sleep(300);
@@ -243,8 +261,9 @@ describe('renewal on acquire', () => {
   it('does not renew by default', async () => {
     const redlock = redlockOf();
     const lock = await redlock.acquire('plain', { ttl: 200 });
-    await new Promise((resolve) => lock.signal.addEventListener('abort', resolve, { once: true }));
-    expect(lock.remaining()).toBeLessThanOrEqual(25);
+    await aborted(lock.signal);
+    // Lost because its validity ran out: at most a small margin before the deadline.
+    expect(lock.remaining()).toBeLessThanOrEqual(50);
     expect(lock.signal.reason).toBeInstanceOf(LockLostError);
     await sleep(50);
     expect(await ensemble.keys('quorumlock:{plain}')).toEqual([]);
