@@ -10,7 +10,7 @@
 // bench/results/ (or --out). Without --nodes it starts 5 redis-server masters.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -22,7 +22,14 @@ import { DelayProxies } from './delay-proxy.mjs';
 import { installExitHooks, killAll, nodeUrl, parseNode, startEnsemble } from './ensemble.mjs';
 import { Progress } from './progress.mjs';
 import { buildReport } from './report.mjs';
-import { commandCalls, concurrent, contended, pingRtt, sequential } from './scenarios.mjs';
+import {
+  commandCalls,
+  concurrent,
+  contended,
+  pingRtt,
+  sequential,
+  warmPair,
+} from './scenarios.mjs';
 import { curve, encode, mergeInto, newHistogram } from './stats.mjs';
 
 const benchDir = dirname(fileURLToPath(import.meta.url));
@@ -35,6 +42,7 @@ const USAGE = `usage: node bench/run.mjs [options]
                        4 degraded, 5 multi-region, 6 memory); default all
   --contenders LIST    subset of contender ids (see the report); default all
   --reps N             repetitions per scenario (default 3, --quick 1)
+  --report FILE        re-render the tables and HTML of a saved results JSON; runs nothing
   --help               this text`;
 
 const { values: args } = parseArgs({
@@ -45,11 +53,20 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string' },
     contenders: { type: 'string' },
     reps: { type: 'string' },
+    report: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (args.help) {
   process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
+
+if (args.report) {
+  const saved = JSON.parse(readFileSync(args.report, 'utf8'));
+  const rendered = buildReport(saved);
+  writeFileSync(args.report.replace(/\.json$/, '.html'), rendered.html);
+  process.stdout.write(rendered.markdown);
   process.exit(0);
 }
 
@@ -309,7 +326,7 @@ if (scenarioIds.has('4')) {
         try {
           const r = await withInstance(c, proxied, async (inst) => {
             // Connect and warm up healthy, then break the node: the usual way a node fails.
-            await inst.release(await inst.acquire(`${prefix}s4:warm:${c.id}`));
+            await warmPair(inst, `${prefix}s4:warm:${c.id}`, plan.degr.capMs);
             await k.apply();
             try {
               await new Promise((res) => setTimeout(res, plan.degr.settleMs));
@@ -343,7 +360,7 @@ if (scenarioIds.has('5')) {
   for (let i = 0; i < N; i++) await proxies.setDelay(proxied[i].proxyId, rtts[i] / 2);
   // The physical limit: a quorum needs the majority-th fastest node to answer.
   const measured = [];
-  for (const p of proxied) measured.push(await pingRtt(p, quick ? 7 : 21));
+  for (const p of proxied) measured.push(await pingRtt(p, quick ? 11 : 31));
   const sorted = [...measured].sort((a, b) => a - b);
   const limitMs = sorted[majority - 1];
   progress.note(
@@ -352,7 +369,7 @@ if (scenarioIds.has('5')) {
   await interleaved('multiRegion', contenders, '5 multi-region', (c, rep) =>
     withInstance(c, proxied, async (inst) => {
       const key = `${prefix}s5:${c.id}:${rep}`;
-      for (let i = 0; i < plan.multi.warmupPairs; i++) await inst.release(await inst.acquire(key));
+      for (let i = 0; i < plan.multi.warmupPairs; i++) await warmPair(inst, key, 5000);
       return sequential(inst, {
         key,
         durationMs: plan.multi.durationMs,

@@ -27,6 +27,20 @@ async function bounded(promise, capMs) {
   }
 }
 
+/**
+ * One acquire + release that must not end the run: warm-up errors (a round
+ * that timed out on a loaded machine) are ignored. False when a call stalled.
+ */
+export async function warmPair(inst, key, capMs = 10_000) {
+  try {
+    const h = await bounded(inst.acquire(key), capMs);
+    if (h === STALLED) return false;
+    return (await bounded(inst.release(h), capMs)) !== STALLED;
+  } catch {
+    return true;
+  }
+}
+
 /** Per-pair Redis command counts from two commandCalls() snapshots, less the probe's own INFO. */
 function perPair(before, after, pairs) {
   const out = {};
@@ -68,9 +82,7 @@ export async function sequential(
 ) {
   const warmEnd = now() + warmupMs;
   while (now() < warmEnd) {
-    const h = await bounded(inst.acquire(key), capMs);
-    if (h === STALLED) break;
-    if ((await bounded(inst.release(h), capMs)) === STALLED) break;
+    if (!(await warmPair(inst, key, capMs))) break;
   }
   const before = await probe?.();
   const acquire = newHistogram();
@@ -228,7 +240,7 @@ export async function contended(
     // Warm each client up on a key of its own (connections, scripts, JIT).
     await Promise.all(
       insts.map(async (inst, i) => {
-        for (let k = 0; k < 20; k++) await inst.release(await inst.acquire(`${key}:warm:${i}`));
+        for (let k = 0; k < 20; k++) await warmPair(inst, `${key}:warm:${i}`);
       }),
     );
     // Counted either per client instance or, for a process-wide source, once for all.
