@@ -16,9 +16,13 @@ const fenceKey = (r: string) => `${PREFIX}{${r}}:fence`;
 let ensemble: Ensemble;
 const instances: Redlock[] = [];
 
-/** A Redlock over the whole ensemble, closed after the test. */
+/**
+ * A Redlock over the whole ensemble, closed after the test. Node deadlines
+ * are generous: these tests are about the lock, not about slow nodes, and a
+ * loaded machine can stall the test process for a few hundred ms.
+ */
 function client(options?: RedlockOptions): Redlock {
-  const redlock = new Redlock(ensemble.urls, options);
+  const redlock = new Redlock(ensemble.urls, { nodeTimeout: 2_000, ...options });
   instances.push(redlock);
   return redlock;
 }

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AcquireTimeoutError, QuorumError, Redlock, type RedlockOptions } from '../../src/index.js';
 import { type Ensemble, type RedisProcess, startEnsemble } from '../harness/ensemble.js';
 import { type FaultProxy, startProxy } from '../harness/proxy.js';
@@ -46,6 +46,17 @@ async function plantOther(resource: string, nodes: readonly RedisProcess[], ttl 
 async function lockValues(resource: string): Promise<Array<string | null>> {
   const keys = await ensemble.keys(lockKey(resource));
   return ensemble.nodes.map((n) => keys.find((k) => k.node === n.index)?.value ?? null);
+}
+
+/**
+ * Waits until the lock values of `resource` are `expected` on every node. Lock
+ * keys of the tests live far longer than this wait, so only an undo gets there.
+ */
+async function eventually(resource: string, expected: Array<string | null>): Promise<void> {
+  await vi.waitFor(async () => expect(await lockValues(resource)).toEqual(expected), {
+    timeout: 5_000,
+    interval: 50,
+  });
 }
 
 /** Runs one round so every connection of `redlock` is up before faults begin. */
@@ -100,7 +111,15 @@ async function answers(node: RedisProcess): Promise<boolean> {
   }
 }
 
-const NODE_TIMEOUT = 1_000;
+/**
+ * Deadline of each node call in the minority/majority tests. A round that
+ * waited for a failed node would take at least this long (or, for the slow
+ * nodes, their 1.2 s round trip); a healthy round must take under half of it,
+ * leaving a second for a loaded machine.
+ */
+const NODE_TIMEOUT = 2_000;
+/** Latency the proxies add to the slow minority, each way. */
+const SLOW_MS = 600;
 
 describe('a minority of nodes failing', () => {
   it('acquires in about the healthy nodes time when two of five are down', async () => {
@@ -145,16 +164,15 @@ describe('a minority of nodes failing', () => {
     ensemble.nodes[0]!.resume();
     ensemble.nodes[4]!.resume();
     // Once the paused nodes run again, their queued acquire lands before the release: nothing stays.
-    await sleep(300);
-    expect(await lockValues('r')).toEqual(Array(5).fill(null));
+    await eventually('r', Array(5).fill(null));
   });
 
-  it('acquires in about the healthy nodes time when two of five are slow (300 ms each way)', async () => {
+  it('acquires in about the healthy nodes time when two of five are slow (600 ms each way)', async () => {
     const slow = await Promise.all([proxy(ensemble.nodes[0]!), proxy(ensemble.nodes[1]!)]);
     const urls = [slow[0]!.url, slow[1]!.url, ...ensemble.urls.slice(2)];
     const redlock = client(urls, { nodeTimeout: NODE_TIMEOUT });
     await warm(redlock);
-    for (const p of slow) p.setDelay(300);
+    for (const p of slow) p.setDelay(SLOW_MS);
     const { value: lock, ms } = await timed(() => redlock.acquire('r', { wait: 5_000 }));
     expect(ms).toBeLessThan(NODE_TIMEOUT / 2);
     expect(lock.nodes.slice(2).map((n) => n.status)).toEqual(Array(3).fill('acquired'));
@@ -222,8 +240,7 @@ describe('a majority of nodes failing', () => {
     expect([1, 2, 3].map((i) => q.nodes[i]!.status)).toEqual(Array(3).fill('timeout'));
     for (const i of [1, 2, 3]) ensemble.nodes[i]!.resume();
     // The paused nodes run the queued acquire and then its undo: nothing of ours stays.
-    await sleep(300);
-    expect(await lockValues('r')).toEqual(Array(5).fill(null));
+    await eventually('r', Array(5).fill(null));
   });
 });
 
@@ -237,25 +254,29 @@ describe('a round slower than the ttl', () => {
     return redlock;
   }
 
-  it('is never returned as held by tryAcquire: QuorumError about validity', async () => {
-    const redlock = await slowMajority(150, { ttl: 200, nodeTimeout: 2_000 });
-    const err = await redlock.tryAcquire('r').catch((e: unknown) => e);
-    expect(err).toBeInstanceOf(QuorumError);
-    expect((err as Error).message).toMatch(/validity/);
-  });
+  // Without fencing the validity check alone must refuse the lock; with fencing,
+  // phase 2 (which runs because fresh counters differ) must not hide it either.
+  it.each([false, true])(
+    'is never returned as held by tryAcquire (fencing %s): QuorumError about validity',
+    async (fencing) => {
+      const redlock = await slowMajority(150, { ttl: 200, nodeTimeout: 2_000, fencing });
+      const err = await redlock.tryAcquire('r').catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(QuorumError);
+      expect((err as Error).message).toMatch(/validity/);
+    },
+  );
 
   it('is never returned as held by acquire: it runs out of wait instead', async () => {
-    const redlock = await slowMajority(150, { ttl: 200, nodeTimeout: 2_000 });
+    const redlock = await slowMajority(150, { ttl: 200, nodeTimeout: 2_000, fencing: false });
     const err = await redlock.acquire('r', { wait: 1_000 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AcquireTimeoutError);
     expect((err as Error).cause).toBeInstanceOf(QuorumError);
-    await sleep(500);
-    expect(await lockValues('r')).toEqual(Array(5).fill(null));
+    await eventually('r', Array(5).fill(null));
   });
 
   it('is refused even when the ttl outlasts the delay but not the round trip plus drift', async () => {
     // 2 × 200 ms round trip against a 400 ms ttl: the keys live on, the validity does not.
-    const redlock = await slowMajority(200, { ttl: 400, nodeTimeout: 2_000 });
+    const redlock = await slowMajority(200, { ttl: 400, nodeTimeout: 2_000, fencing: false });
     const err = await redlock.tryAcquire('r').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(QuorumError);
     expect((err as Error).message).toMatch(/validity/);
@@ -275,10 +296,21 @@ describe('a failed round leaves nothing behind', () => {
     return { held, redlock };
   }
 
-  /** Waits until every held byte has landed and been answered. */
-  async function release(held: readonly FaultProxy[]): Promise<void> {
+  /**
+   * Delivers the held bytes and waits until the late acquire has run on the
+   * held nodes (it leaves a fence counter there), then until the lock values
+   * of `r` are `expected`.
+   */
+  async function land(held: readonly FaultProxy[], expected: Array<string | null>) {
     for (const p of held) p.flush();
-    await sleep(300);
+    await vi.waitFor(
+      async () => {
+        const fenced = (await ensemble.keys(fenceKey('r'))).map((f) => f.node);
+        expect(fenced).toEqual(expect.arrayContaining([0, 1]));
+      },
+      { timeout: 5_000, interval: 50 },
+    );
+    await eventually('r', expected);
   }
 
   it('undoes a yes that lands after the round was decided (taken on three others)', async () => {
@@ -288,41 +320,32 @@ describe('a failed round leaves nothing behind', () => {
     expect(value).toBeNull();
     // Decided by the three answers, without waiting for the held nodes.
     expect(ms).toBeLessThan(2_500);
-    await release(held);
-    expect(await lockValues('r')).toEqual([null, null, OTHER, OTHER, OTHER]);
-    // The late acquire did run on the held nodes: it advanced their fence counters.
-    const fences = await ensemble.keys(fenceKey('r'));
-    expect(fences.map((f) => f.node).sort()).toEqual([0, 1]);
+    await land(held, [null, null, OTHER, OTHER, OTHER]);
   });
 
   it('undoes a yes that lands after its node already timed out', async () => {
     await plantOther('r', ensemble.nodes.slice(2));
-    const { held, redlock } = await heldPair({ nodeTimeout: 200 });
+    const { held, redlock } = await heldPair({ nodeTimeout: 400 });
     expect(await redlock.tryAcquire('r')).toBeNull();
     // Let the held nodes' deadline pass before their answers arrive.
-    await sleep(500);
-    await release(held);
-    expect(await lockValues('r')).toEqual([null, null, OTHER, OTHER, OTHER]);
-    expect((await ensemble.keys(fenceKey('r'))).map((f) => f.node).sort()).toEqual([0, 1]);
+    await sleep(800);
+    await land(held, [null, null, OTHER, OTHER, OTHER]);
   });
 
   it('undoes its yes everywhere when the round fails at the deadline (taken on two others)', async () => {
     await plantOther('r', ensemble.nodes.slice(3));
-    const { held, redlock } = await heldPair({ nodeTimeout: 300 });
+    const { held, redlock } = await heldPair({ nodeTimeout: 400 });
     // One free node says yes, two say taken, two are silent: decided only at the deadline.
     expect(await redlock.tryAcquire('r')).toBeNull();
-    await release(held);
-    expect(await lockValues('r')).toEqual([null, null, null, OTHER, OTHER]);
-    expect((await ensemble.keys(fenceKey('r'))).map((f) => f.node).sort()).toEqual([0, 1, 2]);
+    await land(held, [null, null, null, OTHER, OTHER]);
   });
 
   it('undoes every round of an acquire that runs out of wait', async () => {
     await plantOther('r', ensemble.nodes.slice(3));
-    const { held, redlock } = await heldPair({ nodeTimeout: 100 });
-    const err = await redlock.acquire('r', { wait: 600 }).catch((e: unknown) => e);
+    const { held, redlock } = await heldPair({ nodeTimeout: 400 });
+    const err = await redlock.acquire('r', { wait: 1_500 }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AcquireTimeoutError);
-    await release(held);
-    expect(await lockValues('r')).toEqual([null, null, null, OTHER, OTHER]);
+    await land(held, [null, null, null, OTHER, OTHER]);
   });
 });
 
