@@ -14,20 +14,28 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { fenceKey, lockKey } from '../keys.js';
 import { parseCommandArgs, parseDuration, parsePositiveInt, UsageError } from './args.js';
+import { Election, type ElectionResult } from './demo-election.js';
 import { checkHistory, type Hold, windowEnd } from './demo-history.js';
-import { FENCED_OUT, nightKey } from './demo-store.js';
+import { FENCED_OUT, nightKey, SCHEDULER } from './demo-store.js';
+import { out, parseEvent, row, short, Timeline } from './demo-timeline.js';
 import { type LocalEnsemble, startLocalEnsemble } from './ensemble.js';
 import { ExitCode } from './exit.js';
 
 const HELP = `Usage: node dist/cli/demo.js [--duration 60s] [--hosts 4]
 
 Starts five local redis-server masters (redis-server must be on PATH) and a
-fenced store, runs a nightly job from several hosts through \`quorumlock run\`
-while injecting faults, prints a live timeline and a summary, and exits 0 when
-the recorded history shows no overlapping holders and no lost work.
+fenced store. Every night, cron on every host runs a nightly job through
+\`quorumlock run\`, while faults are injected: a node paused, a node killed and
+restarted, the holding host frozen past its lock's validity, the holding host
+crashed. Then three hosts elect a scheduler with leader election, and the
+leader is crashed, frozen and asked to resign. Prints a live timeline and a
+summary computed from the recorded history, and exits 0 when that history
+shows no overlapping holders and no lost work.
 
 Options:
-  --duration DURATION   total running time, 20s at least (default 60s)
+  --duration DURATION   about how long it runs, 20s at least (default 60s);
+                        a night never ends before its work, so a slow machine
+                        stretches it
   --hosts N             hosts competing for the job, 2 to 8 (default 4)
   -h, --help            show this help`;
 
@@ -53,7 +61,8 @@ interface Timing {
 }
 
 function timing(durationMs: number): Timing {
-  const night = Math.floor(durationMs / NIGHTS);
+  // The nights take four fifths of the time, the leader election the rest.
+  const night = Math.floor((durationMs * 0.8) / NIGHTS);
   const ttl = Math.min(3000, Math.max(1500, Math.round(night / 4)));
   return {
     night,
@@ -88,7 +97,8 @@ interface Run {
 class Demo {
   readonly #t: Timing;
   readonly #hosts: string[];
-  readonly #started = Date.now();
+  readonly #timeline = new Timeline();
+  #election: ElectionResult | undefined;
   readonly #runs: Run[] = [];
   readonly #itemWrites = new Map<string, number>();
   readonly #rejected: { run: Run; item: number | null; token: number; highest: number }[] = [];
@@ -115,6 +125,18 @@ class Demo {
       this.#intro();
       for (let night = 1; night <= NIGHTS; night++) await this.#night(night);
       await Promise.all(this.#runs.map((r) => r.exited));
+      const t = this.#t;
+      this.#election = await new Election(
+        {
+          hosts: this.#hosts.slice(0, 3),
+          nodes: this.#ensemble.urls,
+          storeUrl: this.#store.urls[0]!,
+          ttl: t.ttl,
+          tick: t.step * 2,
+          nodeTimeout: t.nodeTimeout,
+        },
+        this.#timeline,
+      ).run();
       return await this.#summary();
     } finally {
       this.#killHosts();
@@ -127,7 +149,9 @@ class Demo {
   #intro(): void {
     const ports = this.#ensemble.servers.map((s) => s.port).join(', ');
     const t = this.#t;
-    out(`quorumlock demo: ${NIGHTS} nights of a nightly job on ${this.#hosts.length} hosts`);
+    out(
+      `quorumlock demo: ${NIGHTS} nights of a nightly job on ${this.#hosts.length} hosts, then a leader election`,
+    );
     out(`  Redis masters  127.0.0.1 ports ${ports} (quorum 3 of 5)`);
     out(`  fenced store   127.0.0.1 port ${this.#store.servers[0]!.port}`);
     out(`  every night, cron on every host runs:`);
@@ -139,6 +163,7 @@ class Demo {
       `  the job does ${ITEMS} items of ${t.step} ms, resuming where the last holder stopped, and writes`,
     );
     out(`  each through the store's fencing guard with its token (QUORUMLOCK_FENCE)`);
+    out(`  then three hosts elect a scheduler with leader election (redlock.leader)`);
     out(`  fences are shown by their last 6 digits; times are seconds since the start`);
     out('');
   }
@@ -268,7 +293,7 @@ class Demo {
 
   /** Events from `quorumlock run --log json`. */
   #onLockEvent(run: Run, line: string): void {
-    const e = parse(line);
+    const e = parseEvent(line);
     if (!e) return;
     switch (e.event) {
       case 'acquired': {
@@ -318,7 +343,7 @@ class Demo {
 
   /** Events from the job (demo-job.ts). */
   #onJobEvent(run: Run, line: string): void {
-    const e = parse(line);
+    const e = parseEvent(line);
     if (!e) return;
     if (e.event === 'item') {
       const item = Number(e.item);
@@ -459,50 +484,75 @@ class Demo {
       const label = r.crashed ? 'crashed' : String(r.exitCode ?? r.signal);
       codes.set(label, (codes.get(label) ?? 0) + 1);
     }
+    const election = this.#election;
+    const terms = checkHistory(election?.terms ?? []);
     const ok =
       verdict.overlaps.length === 0 &&
       verdict.fenceRegressions.length === 0 &&
+      terms.overlaps.length === 0 &&
+      terms.fenceRegressions.length === 0 &&
       incomplete.length === 0 &&
       duplicates === 0;
-    const gaps = holdsSorted(holds)
-      .slice(1)
-      .map((h, i) => h.acquiredAt - windowEnd(holdsSorted(holds)[i]!));
+    const sorted = holdsSorted(holds);
+    const gaps = sorted.slice(1).map((h, i) => h.acquiredAt - windowEnd(sorted[i]!));
     out('');
-    out(`summary (computed from the recorded history of ${holds.length} lock holds)`);
-    row('overlapping holders', `${verdict.overlaps.length}`);
-    for (const o of verdict.overlaps) {
+    out(
+      `summary (computed from the recorded history: ${holds.length} holds of ${RESOURCE}, ` +
+        `${terms.holds} terms of ${SCHEDULER})`,
+    );
+    row('overlapping holders', `${verdict.overlaps.length + terms.overlaps.length}`);
+    for (const o of [...verdict.overlaps, ...terms.overlaps]) {
       row('', `  ${o.first.holder} and ${o.second.holder} overlapped for ${Math.round(o.ms)} ms`);
     }
+    const regressions = verdict.fenceRegressions.length + terms.fenceRegressions.length;
     row(
       'fence tokens',
-      verdict.fenceRegressions.length === 0
+      regressions === 0
         ? 'strictly increasing in acquisition order'
-        : `${verdict.fenceRegressions.length} did not increase`,
+        : `${regressions} did not increase`,
     );
     row(
       'nights completed',
       `${NIGHTS - incomplete.length} of ${NIGHTS}, ${ITEMS} items each, ${duplicates === 0 ? 'every item written once' : `${duplicates} items written twice`}`,
     );
-    row('stale writes rejected', `${this.#rejected.length} (by the store's fencing guard)`);
+    row(
+      'stale writes rejected',
+      `${this.#rejected.length + (election?.rejected ?? 0)} (${this.#rejected.length} by a job, ` +
+        `${election?.rejected ?? 0} by a scheduler; refused by the store's fencing guard)`,
+    );
     row('runs by exit', [...codes].map(([c, n]) => `${c}: ${n}`).join(', '));
+    if (election?.crashTakeoverMs !== undefined || election?.handoverMs !== undefined) {
+      const crash = election.crashTakeoverMs;
+      const handover = election.handoverMs;
+      row(
+        'new leader',
+        [
+          crash === undefined
+            ? ''
+            : `${(crash / 1000).toFixed(2)} s after a crash (ttl ${this.#t.ttl / 1000} s)`,
+          handover === undefined ? '' : `${handover} ms after a resignation`,
+        ]
+          .filter((x) => x)
+          .join(', '),
+      );
+    }
     if (gaps.length > 0) {
       row(
         'closest handoff',
-        `${Math.round(Math.min(...gaps))} ms between one window's end and the next acquisition`,
+        `${Math.round(Math.min(...gaps))} ms between one hold's end and the next acquisition`,
       );
     }
-    row('faults injected', this.#faults.join(', ') || 'none');
+    row('faults injected', [...this.#faults, ...(election?.faults ?? [])].join(', ') || 'none');
     out(ok ? 'result: OK' : 'result: FAILED');
     return ok ? ExitCode.ok : ExitCode.failure;
   }
 
   #log(who: string, text: string): void {
-    const seconds = ((Date.now() - this.#started) / 1000).toFixed(1).padStart(6);
-    out(`${seconds}s  ${who.padEnd(7)} ${text}`);
+    this.#timeline.log(who, text);
   }
 
   #fault(text: string): void {
-    this.#log('FAULT', text);
+    this.#timeline.fault(text);
   }
 }
 
@@ -527,27 +577,6 @@ function itemsText(run: Run): string {
   const first = run.items[0]! + 1;
   const last = run.items[run.items.length - 1]! + 1;
   return first === last ? `item ${first}` : `items ${first}–${last}`;
-}
-
-function short(fence: number): string {
-  return `…${String(fence).slice(-6)}`;
-}
-
-function parse(line: string): Record<string, unknown> | undefined {
-  if (!line.startsWith('{')) return undefined;
-  try {
-    return JSON.parse(line) as Record<string, unknown>;
-  } catch {
-    return undefined;
-  }
-}
-
-function out(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
-
-function row(label: string, value: string): void {
-  out(`  ${label.padEnd(22)} ${value}`);
 }
 
 async function main(argv: readonly string[]): Promise<number> {
