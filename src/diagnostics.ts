@@ -22,8 +22,8 @@ export const channels = {
 export interface RoundEvent {
   readonly resources: readonly string[];
   readonly ok: boolean;
-  /** Why a failed round failed: `taken`, `quorum` or `expired` (validity used up). */
-  readonly reason?: 'taken' | 'quorum' | 'expired';
+  /** Why a failed round failed: `taken`, `quorum`, or `retry` (validity used up or fencing unconfirmed). */
+  readonly reason?: 'taken' | 'quorum' | 'retry';
   readonly durationMs: number;
   readonly nodes: readonly NodeOutcome[];
   readonly fences?: Readonly<Record<string, number>>;

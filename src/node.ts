@@ -189,7 +189,9 @@ export class RedisNode implements LockNode {
         const subscriber = this.#subscriberClient();
         // Queue a SUBSCRIBE only behind the first connection, never behind a reconnect that may not come.
         if (!['ready', 'wait', 'connecting', 'connect'].includes(subscriber.status)) {
-          throw new NodeUnavailableError(`${this.id} subscriber is not connected (${subscriber.status})`);
+          throw new NodeUnavailableError(
+            `${this.id} subscriber is not connected (${subscriber.status})`,
+          );
         }
         await raceAbort(subscriber.subscribe(channel), signal);
       } catch (err) {
@@ -269,6 +271,7 @@ export class RedisNode implements LockNode {
         clearTimeout(timer);
         this.client.off('ready', onReady);
         this.client.off('end', onEnd);
+        this.client.off('close', onEnd);
         signal.removeEventListener('abort', onAbort);
         if (err) reject(err);
         else resolve();
@@ -284,6 +287,8 @@ export class RedisNode implements LockNode {
       );
       this.client.on('ready', onReady);
       this.client.on('end', onEnd);
+      // The first connection attempt failed (refused, reset): do not wait for retries.
+      this.client.on('close', onEnd);
       signal.addEventListener('abort', onAbort, { once: true });
     });
   }

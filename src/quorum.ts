@@ -123,9 +123,8 @@ export function fanOut<T>(opts: FanOutOptions<T>): Promise<Round<T>> {
   const fail = (i: number, status: 'error' | 'timeout', cause: unknown) =>
     record(i, { node: nodes[i]!.id, status, latencyMs: clock.now() - startedAt, cause }, false);
 
-  const cancelTimer = clock.setTimer(() => {
-    const cause = new NodeTimeoutError(`no answer within ${timeout} ms`);
-    controller.abort(cause);
+  const expire = () => {
+    controller.abort(new NodeTimeoutError(`no answer within ${timeout} ms`));
     for (let i = 0; i < nodes.length; i++) {
       if (!finished[i])
         fail(
@@ -134,6 +133,11 @@ export function fanOut<T>(opts: FanOutOptions<T>): Promise<Round<T>> {
           new NodeTimeoutError(`${nodes[i]!.id} did not answer within ${timeout} ms`),
         );
     }
+  };
+  // When the deadline passes, first let replies that already arrived (say,
+  // while this process's event loop was stalled) be read, then time out the rest.
+  let cancelTimer = clock.setTimer(() => {
+    cancelTimer = clock.setTimer(expire, 0);
   }, timeout);
 
   nodes.forEach((node, i) => {

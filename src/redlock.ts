@@ -29,6 +29,7 @@ import {
   resolveResources,
   resolveSettings,
   type Settings,
+  show,
 } from './options.js';
 import {
   fanOut,
@@ -67,10 +68,15 @@ export type UsingRoutine<T> = (signal: AbortSignal, lock: Lock) => Promise<T> | 
 type Attempt =
   | { kind: 'acquired'; lock: Lock }
   | { kind: 'taken'; holderTtl: number | undefined; outcomes: readonly NodeOutcome[] }
-  | { kind: 'quorum' | 'expired'; outcomes: readonly NodeOutcome[] };
+  | { kind: 'quorum'; outcomes: readonly NodeOutcome[] }
+  /** Not final: validity used up, or fence phase 2 could not confirm on a quorum. */
+  | { kind: 'retry'; reason: string; outcomes: readonly NodeOutcome[] };
 
 /** Nodes and clock handed to the constructor by `fromNodes`, keyed by a placeholder array. */
 const prebuiltInit = new WeakMap<object, { nodes: readonly LockNode[]; clock: Clock }>();
+
+/** Reason of the internal abort when `wait` runs out while lining up. */
+const WAIT_OVER = Symbol('wait over');
 
 /** Milliseconds a call may wait for a node's first connection. */
 const CONNECT_WAIT_MS = 2000;
@@ -184,6 +190,12 @@ export class Redlock {
   ): Promise<T> {
     const fn = typeof optionsOrFn === 'function' ? optionsOrFn : maybeFn;
     const options = typeof optionsOrFn === 'function' ? undefined : optionsOrFn;
+    if (
+      options !== undefined &&
+      (options === null || typeof options !== 'object' || Array.isArray(options))
+    ) {
+      throw new InvalidArgumentError(`using() options must be an object, got ${show(options)}`);
+    }
     if (typeof fn !== 'function')
       throw new InvalidArgumentError('using() needs a function to run under the lock');
     const lock = await this.acquire(resources, { ...options, renew: true });
@@ -220,6 +232,9 @@ export class Redlock {
 
   /** Reads `resource` on every node: holder, remaining ttl and fence counter. */
   async inspect(resource: string): Promise<ResourceState> {
+    if (typeof resource !== 'string') {
+      throw new InvalidArgumentError(`inspect() takes one resource name, got ${show(resource)}`);
+    }
     const [name] = resolveResources(resource);
     this.#checkOpen();
     await this.#firstConnection();
@@ -314,12 +329,34 @@ export class Redlock {
     let unsubscribe: (() => void) | undefined;
     let attempt = 0;
     let lastTaken: Attempt | undefined;
+    /** Takes a turn behind earlier waiters of this process; false when `wait` ran out first. */
+    const lineUp = async (): Promise<boolean> => {
+      const waitOver = new AbortController();
+      const cancel = Number.isFinite(deadline)
+        ? clock.setTimer(() => waitOver.abort(WAIT_OVER), deadline - clock.now())
+        : () => {};
+      try {
+        leave = await this.#queue.enter(queueKey, AbortSignal.any([signal, waitOver.signal]));
+      } catch (err) {
+        if (err === WAIT_OVER) return false;
+        throw err;
+      } finally {
+        cancel();
+      }
+      unsubscribe = await this.#listen(a.resources, wake, signal);
+      return true;
+    };
+    const timedOut = (outcomes: readonly NodeOutcome[], reason?: string) =>
+      new AcquireTimeoutError(
+        a.resources,
+        a.wait,
+        lastTaken?.kind === 'taken'
+          ? new LockTakenError(a.resources, lastTaken.holderTtl, lastTaken.outcomes)
+          : new QuorumError('acquire', this.settings.quorum, outcomes, reason),
+      );
     try {
       // Waiters of this process already queue for these resources: line up behind them.
-      if (a.wait > 0 && this.#queue.busy(queueKey)) {
-        leave = await this.#queue.enter(queueKey, signal);
-        unsubscribe = await this.#listen(a.resources, wake, signal);
-      }
+      if (a.wait > 0 && this.#queue.busy(queueKey) && !(await lineUp())) return timedOut([]);
       for (let round = 0; ; round++) {
         const result = await this.#attempt(a, prefix, `${prefix}.${round}`);
         if (result.kind === 'acquired') {
@@ -336,30 +373,15 @@ export class Redlock {
         if (result.kind === 'taken') lastTaken = result;
         const left = deadline - clock.now();
         if (left <= 0) {
-          if (a.wait === 0 && result.kind === 'expired') {
-            throw new QuorumError(
-              'acquire',
-              this.settings.quorum,
-              result.outcomes,
-              expiredReason(a.ttl),
-            );
+          if (a.wait === 0 && result.kind === 'retry') {
+            throw new QuorumError('acquire', this.settings.quorum, result.outcomes, result.reason);
           }
-          const cause =
-            lastTaken?.kind === 'taken'
-              ? new LockTakenError(a.resources, lastTaken.holderTtl, lastTaken.outcomes)
-              : new QuorumError(
-                  'acquire',
-                  this.settings.quorum,
-                  result.outcomes,
-                  expiredReason(a.ttl),
-                );
-          return new AcquireTimeoutError(a.resources, a.wait, cause);
+          return timedOut(result.outcomes, result.kind === 'retry' ? result.reason : undefined);
         }
         if (!leave) {
           // Take our turn behind earlier waiters of this process, and listen for
           // release notices, then retry at once so no notice is missed.
-          leave = await this.#queue.enter(queueKey, signal);
-          unsubscribe = await this.#listen(a.resources, wake, signal);
+          if (!(await lineUp())) return timedOut(result.outcomes);
           continue;
         }
         const holderTtl = lastTaken?.kind === 'taken' ? lastTaken.holderTtl : undefined;
@@ -414,7 +436,7 @@ export class Redlock {
     };
 
     if (!round.ok) {
-      this.#undo(keys, value, round);
+      this.#undo(a, keys, value, round);
       if (isInfrastructureFailure(round.outcomes, quorum))
         return finish({ kind: 'quorum', outcomes: round.outcomes });
       return finish({
@@ -424,36 +446,44 @@ export class Redlock {
       });
     }
 
+    const deadline = round.startedAt + a.ttl - drift;
+    const expired = () => {
+      this.#undo(a, keys, value, round);
+      return finish({ kind: 'retry', reason: expiredReason(a.ttl), outcomes: round.outcomes });
+    };
     let fences: Record<string, number> = {};
-    let outcomes = round.outcomes;
     if (fenceKeys) {
       const yesNodes = [...round.replies.keys()];
       const choice = chooseTokens(yesNodes.map((i) => fencesOf(round.replies.get(i))));
       if (choice.needsSync) {
+        // Phase 2 is part of the round: it must finish inside the validity window.
+        const left = deadline - this.#clock.now();
+        if (left <= 0) return expired();
         const sync = await fanOut({
           nodes: yesNodes.map((i) => this.#nodes[i]!),
           quorum,
-          timeout,
+          timeout: Math.min(timeout, left),
           clock: this.#clock,
           call: (node, signal) => node.fenceSync(keys, fenceKeys, value, choice.tokens, signal),
           judge: (held) =>
             held ? { yes: true, status: 'acquired' } : { yes: false, status: 'taken' },
         });
         if (!sync.ok) {
-          this.#undo(keys, value, round);
-          const kind = isInfrastructureFailure(sync.outcomes, quorum) ? 'quorum' : 'expired';
-          return finish({ kind, outcomes: sync.outcomes });
+          if (deadline - this.#clock.now() <= 0) return expired();
+          // Not final even when nodes failed here: the next round may succeed on others.
+          this.#undo(a, keys, value, round);
+          return finish({
+            kind: 'retry',
+            reason: 'the fencing token could not be confirmed on a quorum of nodes',
+            outcomes: sync.outcomes,
+          });
         }
       }
       fences = Object.fromEntries(a.resources.map((r, i) => [r, choice.tokens[i]!]));
     }
 
-    const deadline = round.startedAt + a.ttl - drift;
-    if (deadline - this.#clock.now() <= 0) {
-      this.#undo(keys, value, round);
-      return finish({ kind: 'expired', outcomes });
-    }
-    outcomes = round.outcomes;
+    if (deadline - this.#clock.now() <= 0) return expired();
+    const outcomes = round.outcomes;
     const lock = new Lock(this.#ctx, {
       resources: a.resources,
       value,
@@ -473,8 +503,13 @@ export class Redlock {
    * node's connection, behind the acquire call, so it also undoes a yes that
    * has not arrived yet; a yes that arrives after all is released again.
    */
-  #undo(keys: readonly string[], value: string, round: Round<AcquireReply>): void {
-    const channels: string[] = [];
+  #undo(
+    a: AcquireSettings,
+    keys: readonly string[],
+    value: string,
+    round: Round<AcquireReply>,
+  ): void {
+    const channels = a.resources.map((r) => releaseChannel(this.settings.keyPrefix, r));
     const release = (nodes: readonly LockNode[]) =>
       this.#track(
         fanOut({

@@ -33,6 +33,7 @@ export class Wakeup {
 
   /** Sleeps up to `ms`, returning early on a notice or rejecting when `signal` aborts. */
   async sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) throw signal.reason;
     if (this.#pending) {
       this.#pending = false;
       return;
@@ -59,7 +60,7 @@ export class Wakeup {
  * same key has left; the returned function leaves (idempotent).
  */
 export class LocalQueue {
-  readonly #tails = new Map<string, Promise<void>>();
+  readonly #tails = new Map<string, { tail: Promise<void>; entrants: number }>();
 
   /** True while someone holds or waits for a turn on `key`. */
   busy(key: string): boolean {
@@ -67,19 +68,23 @@ export class LocalQueue {
   }
 
   async enter(key: string, signal?: AbortSignal): Promise<() => void> {
-    const previous = this.#tails.get(key) ?? Promise.resolve();
+    const entry = this.#tails.get(key) ?? { tail: Promise.resolve(), entrants: 0 };
+    const previous = entry.tail;
     let leave!: () => void;
     const mine = new Promise<void>((resolve) => {
       leave = resolve;
     });
-    const tail = previous.then(() => mine);
-    this.#tails.set(key, tail);
+    // The next entrant waits for everyone before it, including entrants that
+    // gave up early: their turn passes only once the ones before them are done.
+    entry.tail = previous.then(() => mine);
+    entry.entrants++;
+    this.#tails.set(key, entry);
     let left = false;
     const exit = () => {
       if (left) return;
       left = true;
       leave();
-      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+      if (--entry.entrants === 0) this.#tails.delete(key);
     };
     if (signal) {
       if (signal.aborted) {

@@ -40,9 +40,13 @@ ${EXIT_CODE_HELP}`;
 /** Runs the command line `argv` (without node and script); resolves with the exit code. */
 export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
   const [name, ...rest] = argv;
-  if (name === undefined || name === '-h' || name === '--help') {
+  if (name === undefined) {
+    process.stderr.write(`${MAIN_HELP}\n`);
+    return ExitCode.usage;
+  }
+  if (name === '-h' || name === '--help') {
     process.stdout.write(`${MAIN_HELP}\n`);
-    return name === undefined ? ExitCode.usage : ExitCode.ok;
+    return ExitCode.ok;
   }
   if (name === '-V' || name === '--version') {
     process.stdout.write(`${version()}\n`);
