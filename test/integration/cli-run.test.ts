@@ -27,6 +27,8 @@ interface Running {
   result: Promise<Result>;
   /** Resolves once stdout contains `text`. */
   stdoutHas(text: string): Promise<void>;
+  /** Resolves once stderr contains `text`. */
+  stderrHas(text: string): Promise<void>;
 }
 
 function start(args: string[], env: NodeJS.ProcessEnv = {}): Running {
@@ -37,14 +39,22 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}): Running {
   });
   let stdout = '';
   let stderr = '';
-  const waiters: { text: string; resolve: () => void }[] = [];
+  const waiters: { text: string; err: boolean; resolve: () => void }[] = [];
+  const wake = () => {
+    for (const w of waiters.filter((w) => (w.err ? stderr : stdout).includes(w.text))) w.resolve();
+  };
   child.stdout!.on('data', (chunk: Buffer) => {
     stdout += chunk.toString();
-    for (const w of waiters.filter((w) => stdout.includes(w.text))) w.resolve();
+    wake();
   });
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
+    wake();
   });
+  const has = (text: string, err: boolean) =>
+    (err ? stderr : stdout).includes(text)
+      ? Promise.resolve()
+      : new Promise<void>((resolve) => waiters.push({ text, err, resolve }));
   const result = new Promise<Result>((resolve) => {
     child.once('exit', (code, signal) =>
       resolve({ code, signal, stdout, stderr, ms: performance.now() - started }),
@@ -53,10 +63,8 @@ function start(args: string[], env: NodeJS.ProcessEnv = {}): Running {
   return {
     child,
     result,
-    stdoutHas: (text) =>
-      stdout.includes(text)
-        ? Promise.resolve()
-        : new Promise((resolve) => waiters.push({ text, resolve })),
+    stdoutHas: (text) => has(text, false),
+    stderrHas: (text) => has(text, true),
   };
 }
 
@@ -204,7 +212,9 @@ describe('quorumlock run', () => {
         ],
         env,
       );
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // Once it is waiting (its handlers are installed), interrupt it.
+      await running.stderrHas('"event":"acquiring"');
+      await new Promise((resolve) => setTimeout(resolve, 200));
       running.child.kill('SIGINT');
       const r = await running.result;
       expect(r.code).toBe(130);
@@ -277,9 +287,9 @@ describe('quorumlock run', () => {
       [
         'run',
         '--ttl',
-        '2s',
+        '4s',
         '--grace',
-        '400ms',
+        '800ms',
         '--log',
         'json',
         'paused-majority',
@@ -319,5 +329,35 @@ describe('quorumlock run', () => {
     expect(kill.t).toBeLessThanOrEqual(lastValidity);
     expect(exited.signal).toBe('SIGKILL');
     expect(log.at(-1)).toMatchObject({ event: 'exit', code: 76 });
+  });
+});
+
+describe('quorumlock', () => {
+  it('lists the exit codes in the help of every command', async () => {
+    for (const args of [
+      ['--help'],
+      ['help', 'run'],
+      ['status', '--help'],
+      ['doctor', '--help'],
+      ['bench', '--help'],
+    ]) {
+      const r = await cli(args);
+      expect(r.code, args.join(' ')).toBe(0);
+      for (const code of ['64', '69', '75', '76']) {
+        expect(r.stdout, `${args.join(' ')} lists ${code}`).toMatch(
+          new RegExp(`^  ${code}\\b`, 'm'),
+        );
+      }
+    }
+  });
+
+  it('exits 64 for an unknown or missing command, and prints its version', async () => {
+    const unknown = await cli(['lock']);
+    expect(unknown.code).toBe(64);
+    expect(unknown.stderr).toMatch(/unknown command "lock"/);
+    expect((await cli([])).code).toBe(64);
+    const version = await cli(['--version']);
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
+    expect(version.stdout.trim()).toBe(pkg.version);
   });
 });
