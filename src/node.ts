@@ -69,10 +69,10 @@ export interface LockNode {
    */
   subscribe?(channel: string, listener: () => void, signal: AbortSignal): Promise<() => void>;
   /**
-   * Resolves once the first connection attempt has ended, either way (at most
-   * after the connect wait). Optional: nodes without it are always ready.
+   * Resolves once the first connection attempt has ended (at most after the
+   * connect wait): true when connected. Optional: nodes without it are always ready.
    */
-  connected?(): Promise<void>;
+  connected?(): Promise<boolean>;
   /** Closes the connections this node opened (including its subscriber). */
   close(): Promise<void>;
 }
@@ -110,6 +110,14 @@ export class RedisNode implements LockNode {
     this.#connectWaitMs = connectWaitMs;
     this.#everReady = client.status === 'ready';
     if (!this.#everReady) client.once('ready', () => (this.#everReady = true));
+    // Load the scripts on every (re)connection, so the first round is one EVALSHA, not two calls.
+    if (owned) {
+      client.on('ready', () => {
+        for (const script of Object.values(scripts)) {
+          (client as Redis).script('LOAD', script.lua).catch(() => {});
+        }
+      });
+    }
   }
 
   async acquire(req: AcquireRequest, signal: AbortSignal): Promise<AcquireReply> {
@@ -163,11 +171,14 @@ export class RedisNode implements LockNode {
     };
   }
 
-  connected(): Promise<void> {
+  connected(): Promise<boolean> {
     if (this.#everReady || !['wait', 'connecting', 'connect'].includes(this.client.status)) {
-      return Promise.resolve();
+      return Promise.resolve(this.client.status === 'ready');
     }
-    return this.#ready(AbortSignal.timeout(this.#connectWaitMs)).catch(() => {});
+    return this.#ready(AbortSignal.timeout(this.#connectWaitMs)).then(
+      () => true,
+      () => false,
+    );
   }
 
   async subscribe(channel: string, listener: () => void, signal: AbortSignal): Promise<() => void> {

@@ -293,9 +293,23 @@ export class Redlock {
     if (this.#closed) throw new ClosedError();
   }
 
-  /** Waits, once, for every node's first connection attempt, so the first round is not lost to it. */
+  /**
+   * Waits, once, until a quorum of nodes has connected or every first
+   * connection attempt has ended, so the first round is not lost to connecting.
+   * A paused or black-holed minority does not hold it up.
+   */
   #firstConnection(): Promise<unknown> {
-    this.#connected ??= Promise.all(this.#nodes.map((n) => n.connected?.()));
+    this.#connected ??= new Promise<void>((resolve) => {
+      let ready = 0;
+      let ended = 0;
+      for (const node of this.#nodes) {
+        Promise.resolve(node.connected ? node.connected() : true).then((ok) => {
+          if (ok) ready++;
+          ended++;
+          if (ready >= this.settings.quorum || ended === this.#nodes.length) resolve();
+        });
+      }
+    });
     return this.#connected;
   }
 
