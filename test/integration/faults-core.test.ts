@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -395,17 +396,43 @@ describe("a client's own leftovers", () => {
   });
 });
 
+/**
+ * Without yielding this process's event loop: true when every node on `ports`
+ * holds `key`. A child process does the reading, so the check blocks like a
+ * long synchronous task would.
+ */
+function allHoldSync(ports: readonly number[], key: string): boolean {
+  const script = `
+    const net = require('node:net');
+    const ports = ${JSON.stringify(ports)};
+    let left = ports.length, all = true;
+    const done = (held) => { all = all && held; if (--left === 0) process.stdout.write(all ? 'yes' : 'no'); };
+    for (const port of ports) {
+      const s = net.connect(port, '127.0.0.1', () => s.write('GET ${key}\\r\\n'));
+      let reply = '';
+      s.on('data', (d) => { reply += d; if (reply.includes('\\r\\n')) { s.destroy(); done(!reply.startsWith('$-1')); } });
+      s.on('error', () => done(false));
+    }`;
+  return (
+    execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10_000 }) === 'yes'
+  );
+}
+
 describe('a client whose event loop stalls', () => {
   it('counts the answers that arrived during the stall instead of timing every node out', async () => {
     const redlock = client(ensemble.urls, { nodeTimeout: 50 });
     await warm(redlock);
     const pending = redlock.tryAcquire('r').catch((e: unknown) => e);
-    // Let the round go out on the wire, then keep the event loop busy past the
-    // deadline (a long synchronous task): the healthy nodes answer meanwhile.
+    // Let the round go out on the wire, then keep the event loop busy (a long
+    // synchronous task) until every node has run the acquire, and past the deadline.
     await new Promise((resolve) => setImmediate(resolve));
-    const until = performance.now() + 200;
-    while (performance.now() < until) {
-      // busy
+    const started = performance.now();
+    const ports = ensemble.nodes.map((n) => n.port);
+    while (!allHoldSync(ports, lockKey('r')) && performance.now() - started < 10_000) {
+      // Keep checking without yielding.
+    }
+    while (performance.now() - started < 200) {
+      // Past the 50 ms deadline for sure.
     }
     const result = await pending;
     expect(result).not.toBeInstanceOf(Error);
