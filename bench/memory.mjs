@@ -59,13 +59,26 @@ await Promise.all(
     }
   }),
 );
-sample(done);
 const elapsed = performance.now() - t0;
+// Let in-flight releases and their bookkeeping settle before the last sample.
+await new Promise((resolve) => setTimeout(resolve, 200));
+sample(done);
 await redlock.close();
 
+// Other loops keep running while one samples, so single samples jump with
+// whatever is in flight; compare the medians of the first and last quarter.
+const medianOf = (xs) => {
+  const v = [...xs].sort((a, b) => a - b);
+  return v[v.length >> 1];
+};
+const quarter = Math.max(1, Math.floor(samples.length / 4));
+const early = samples.slice(0, quarter);
+const late = samples.slice(-quarter);
 const afterWarmup = samples[0];
 const final = samples[samples.length - 1];
 const maxRss = Math.max(...samples.map((s) => s.rss));
+const rssEarly = medianOf(early.map((s) => s.rss));
+const rssLate = medianOf(late.map((s) => s.rss));
 process.stdout.write(
   `${JSON.stringify({
     pairs: done,
@@ -76,8 +89,11 @@ process.stdout.write(
     rssAfterWarmup: afterWarmup.rss,
     rssFinal: final.rss,
     rssMax: maxRss,
-    growth: (final.rss - afterWarmup.rss) / afterWarmup.rss,
-    maxGrowth: (maxRss - afterWarmup.rss) / afterWarmup.rss,
+    rssEarly,
+    rssLate,
+    growth: (rssLate - rssEarly) / rssEarly,
+    heapEarly: medianOf(early.map((s) => s.heapUsed)),
+    heapLate: medianOf(late.map((s) => s.heapUsed)),
     heapAfterWarmup: afterWarmup.heapUsed,
     heapFinal: final.heapUsed,
     samples,
