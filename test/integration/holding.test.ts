@@ -58,6 +58,22 @@ function aborted(signal: AbortSignal): Promise<void> {
   );
 }
 
+/**
+ * Runs `hold` again when acquiring failed for lack of answers (a QuorumError
+ * from the acquire round, before the routine ran): on a loaded machine a short
+ * node deadline can be missed, and these tests are about holding, not acquiring.
+ */
+async function acquiringAgain<T>(hold: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await hold();
+    } catch (err) {
+      if (!(err instanceof QuorumError) || err.message.includes('extend') || attempt >= 5)
+        throw err;
+    }
+  }
+}
+
 /** On how many nodes the lock key of `resource` holds `value`. */
 async function holdingNodes(resource: string, value: string): Promise<number> {
   const keys = await ensemble.keys(`quorumlock:{${resource}}`);
@@ -66,46 +82,52 @@ async function holdingNodes(resource: string, value: string): Promise<number> {
 
 describe('using', () => {
   it('keeps a lock for 10× its ttl while the routine runs', async () => {
-    const redlock = redlockOf();
+    const ttl = 1_000;
+    // Node calls give up after ttl/5, so a round stuck on a slow node fails in
+    // time for renewal to try again while the lock is still valid.
+    const redlock = redlockOf({ nodeTimeout: ttl / 5 });
     // The first round of an instance also connects and loads the scripts: not what this test times.
     await redlock.inspect('long');
-    const ttl = 400;
     const extends_ = record(channels.extend, 'long');
     const acquires = record(channels.acquire, 'long');
     const seen: number[] = [];
     const pttls: number[] = [];
     try {
-      const result = await redlock.using('long', { ttl }, async (signal, lock) => {
-        const until = performance.now() + 10 * ttl;
-        while (performance.now() < until) {
-          if (signal.aborted) {
-            // Say which rounds were slow: the lock must survive anything short of a lost majority.
-            const rounds = [...acquires.events, ...extends_.events].map(
-              (e) => `${e.ok ? 'ok' : 'failed'} in ${e.durationMs.toFixed(0)} ms`,
-            );
-            throw new Error(`lock lost while held: ${signal.reason}; rounds: ${rounds.join(', ')}`);
+      const result = await acquiringAgain(() =>
+        redlock.using('long', { ttl }, async (signal, lock) => {
+          const until = performance.now() + 10 * ttl;
+          while (performance.now() < until) {
+            if (signal.aborted) {
+              // Say which rounds were slow: the lock must survive anything short of a lost majority.
+              const rounds = [...acquires.events, ...extends_.events].map(
+                (e) => `${e.ok ? 'ok' : 'failed'} in ${e.durationMs.toFixed(0)} ms`,
+              );
+              throw new Error(
+                `lock lost while held: ${signal.reason}; rounds: ${rounds.join(', ')}`,
+              );
+            }
+            seen.push(await holdingNodes('long', lock.value));
+            const probe = ensemble.nodes[0]!.client();
+            try {
+              pttls.push(await probe.pttl('quorumlock:{long}'));
+            } finally {
+              probe.disconnect();
+            }
+            await sleep(ttl / 5);
           }
-          seen.push(await holdingNodes('long', lock.value));
-          const probe = ensemble.nodes[0]!.client();
-          try {
-            pttls.push(await probe.pttl('quorumlock:{long}'));
-          } finally {
-            probe.disconnect();
-          }
-          await sleep(ttl / 4);
-        }
-        expect(signal.aborted).toBe(false);
-        expect(lock.held).toBe(true);
-        expect(lock.remaining()).toBeGreaterThan(0);
-        return 'done';
-      });
+          expect(signal.aborted).toBe(false);
+          expect(lock.held).toBe(true);
+          expect(lock.remaining()).toBeGreaterThan(0);
+          return 'done';
+        }),
+      );
       expect(result).toBe('done');
     } finally {
       extends_.stop();
       acquires.stop();
     }
     // Every sample saw the key on a majority of the nodes.
-    expect(seen.length).toBeGreaterThan(20);
+    expect(seen.length).toBeGreaterThan(25);
     expect(Math.min(...seen)).toBeGreaterThanOrEqual(2);
     // Renewed with the caller's ttl, not the instance default of 30 s.
     expect(Math.max(...pttls)).toBeLessThanOrEqual(ttl);
@@ -121,7 +143,7 @@ describe('using', () => {
 
   it('aborts the signal with LockLostError at or before the validity deadline when a majority is paused', async () => {
     const redlock = redlockOf();
-    const ttl = 1_000;
+    const ttl = 2_000;
     const drift = ttl * redlock.settings.driftFactor + redlock.settings.driftMs;
     const extends_ = record(channels.extend, 'paused');
     const lost = record(channels.lost, 'paused');
@@ -130,54 +152,58 @@ describe('using', () => {
         // Let a few renewals happen first.
         await sleep(ttl);
         expect(signal.aborted).toBe(false);
-        const before = performance.now();
-        const deadlineBefore = before + lock.remaining();
-        const aborted = new Promise<{ at: number; remaining: number; reason: unknown }>(
-          (resolve) => {
-            signal.addEventListener(
-              'abort',
-              () =>
-                resolve({
-                  at: performance.now(),
-                  remaining: lock.remaining(),
-                  reason: signal.reason,
-                }),
-              { once: true },
-            );
-          },
-        );
-        const pausedAt = performance.now();
+        // The lock's deadline D is never read directly: `t + remaining()` with t
+        // read just before is a lower bound of it, with t read just after an
+        // upper bound (the process can be preempted between two reads).
+        const t0 = performance.now();
+        const deadlineBeforeLow = t0 + lock.remaining();
+        const aborted = new Promise<{
+          before: number;
+          remaining: number;
+          after: number;
+          reason: unknown;
+        }>((resolve) => {
+          signal.addEventListener(
+            'abort',
+            () => {
+              const before = performance.now();
+              const remaining = lock.remaining();
+              resolve({ before, remaining, after: performance.now(), reason: signal.reason });
+            },
+            { once: true },
+          );
+        });
         ensemble.nodes[0]!.pause();
         ensemble.nodes[1]!.pause();
+        // Read after the pause: every round started before the pause started before this.
+        const pausedBy = performance.now();
         const abort = await aborted;
         for (const node of ensemble.nodes) node.resume();
-        return { deadlineBefore, pausedAt, abort };
+        return { deadlineBeforeLow, pausedBy, abort };
       });
-      const { deadlineBefore, pausedAt, abort } = outcome;
+      const { deadlineBeforeLow, pausedBy, abort } = outcome;
       expect(abort.reason).toBeInstanceOf(LockLostError);
       expect((abort.reason as LockLostError).code).toBe('ERR_LOCK_LOST');
-      // Lost because of the pause, not before it.
-      expect(abort.at).toBeGreaterThan(pausedAt);
-      // The deadline the lock held at the abort: it never moves back, and at
-      // most a round already in flight at the pause could have pushed it on.
-      const deadline = abort.at + abort.remaining;
-      expect(deadline).toBeGreaterThanOrEqual(deadlineBefore - 0.5);
-      expect(deadline).toBeLessThanOrEqual(pausedAt + ttl);
-      // That deadline is the one of the last successful extend round, computed
-      // from the round's own start: start + ttl − drift.
-      const lastOk = extends_.events.filter((e) => e.ok && e.at <= abort.at).at(-1)!;
-      expect(lastOk).toBeDefined();
-      const fromLastExtend = lastOk.at - lastOk.durationMs + ttl - drift;
-      expect(Math.abs(deadline - fromLastExtend)).toBeLessThan(1);
-      console.log(
-        `majority paused: signal aborted ${(abort.at - pausedAt).toFixed(1)} ms after the pause, ` +
-          `${abort.remaining.toFixed(1)} ms before the validity deadline`,
-      );
-      // Aborted at or before that deadline, never after.
+      // Aborted at or before the deadline the lock held at that moment, never after.
       expect(abort.remaining).toBeGreaterThanOrEqual(0);
-      expect(abort.at).toBeLessThanOrEqual(fromLastExtend + 0.5);
+      // That deadline never moved back ...
+      const deadlineHigh = abort.after + abort.remaining;
+      expect(deadlineHigh).toBeGreaterThanOrEqual(deadlineBeforeLow);
+      // ... and it is no later than the last successful extend round allows:
+      // that round's start + ttl − drift.
+      // (An extend round in flight at the abort may still land afterwards: it no longer counts.)
+      const lastOk = extends_.events.filter((e) => e.ok && e.at <= abort.before).at(-1)!;
+      expect(lastOk).toBeDefined();
+      // e.at − durationMs is read after the round's start: an upper bound of it.
+      const lastStartHigh = lastOk.at - lastOk.durationMs;
+      const deadlineLow = abort.before + abort.remaining;
+      expect(deadlineLow).toBeLessThanOrEqual(lastStartHigh + ttl - drift + 0.01);
+      console.log(
+        `majority paused: signal aborted ${abort.remaining.toFixed(1)} ms before the validity deadline, ` +
+          `${(abort.before - pausedBy).toFixed(0)} ms after the pause`,
+      );
       // Rounds after the pause failed, and the loss was published.
-      expect(extends_.events.some((e) => !e.ok && e.at > pausedAt)).toBe(true);
+      expect(extends_.events.some((e) => !e.ok && e.at > pausedBy)).toBe(true);
       expect(lost.events).toHaveLength(1);
     } finally {
       extends_.stop();
@@ -232,16 +258,15 @@ describe('using', () => {
 
 describe('renewal on acquire', () => {
   it('renews with renew: true and reports a lost lock through signal and onLost, once', async () => {
-    const redlock = redlockOf();
+    const ttl = 1_000;
+    const redlock = redlockOf({ nodeTimeout: ttl / 5 });
     const losses: LockLostError[] = [];
-    const lock: Lock = await redlock.acquire('renewed', {
-      ttl: 300,
-      renew: true,
-      onLost: (err) => losses.push(err),
-    });
-    await sleep(1_000);
+    const lock: Lock = await acquiringAgain(() =>
+      redlock.acquire('renewed', { ttl, renew: true, onLost: (err) => losses.push(err) }),
+    );
+    await sleep(2.5 * ttl);
     expect(lock.held).toBe(true);
-    expect(await holdingNodes('renewed', lock.value)).toBe(3);
+    expect(await holdingNodes('renewed', lock.value)).toBeGreaterThanOrEqual(2);
     // Someone deletes the keys (an operator, a failover that lost them).
     for (const node of ensemble.nodes) {
       const c = node.client();

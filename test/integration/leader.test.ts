@@ -79,7 +79,7 @@ describe('leader election across processes', () => {
     if (!existsSync(new URL('../../dist/index.js', import.meta.url))) {
       throw new Error('the leader workers import dist/: run `npm run build` first');
     }
-    const ttl = 1_500;
+    const ttl = 3_000;
     const names = ['a', 'b', 'c'];
     const workers = new Map(
       names.map((name) => [
@@ -93,7 +93,11 @@ describe('leader election across processes', () => {
         }),
       ]),
     );
-    await Promise.all([...workers.values()].map((w) => w.waitFor((e) => e.event === 'ready')));
+    await Promise.all(
+      [...workers.values()].map((w) =>
+        w.waitFor((e) => e.event === 'ready', { timeoutMs: 30_000 }),
+      ),
+    );
     const all = () =>
       [...workers.values()].flatMap((w) => w.events).sort((x, y) => x.t - y.t) as WorkerEvent[];
     const elections = () => all().filter((e) => e.event === 'elected');
@@ -134,7 +138,7 @@ describe('leader election across processes', () => {
     const third = await nextElected(3);
     expect(third.name).not.toBe(second.name);
     const takeover = third.t - killedAt;
-    expect(takeover).toBeLessThan(ttl + 750);
+    expect(takeover).toBeLessThan(ttl + 1_000);
     // Not before the killed leader's key had expired on a quorum of nodes.
     const pttls = state.nodes
       .filter((n) => n.value === state.holder)
@@ -169,18 +173,19 @@ describe('leader election across processes', () => {
       `leader election (ttl ${ttl} ms): stop() handover ${handover.toFixed(1)} ms after the routine ended; ` +
         `new leader ${takeover.toFixed(1)} ms after SIGKILL`,
     );
-  }, 60_000);
+  }, 90_000);
 });
 
 describe('Leader', () => {
   it('runs the routine while elected and stop() waits for it, then releases', async () => {
-    const redlock = redlockOf();
+    // Node calls give up after ttl/5, so renewal retries in time on a loaded machine.
+    const redlock = redlockOf({ nodeTimeout: 200 });
     const { terms, routine } = routineLog(100);
     const elected: Lock[] = [];
     const lost: LockLostError[] = [];
     const leader = redlock.leader(
       'solo',
-      { ttl: 600, onElected: (lock) => elected.push(lock), onLost: (r) => lost.push(r) },
+      { ttl: 1_000, onElected: (lock) => elected.push(lock), onLost: (r) => lost.push(r) },
       routine,
     );
     expect(leader.isLeader).toBe(false);
@@ -188,7 +193,7 @@ describe('Leader', () => {
     expect(leader.lock).toBe(elected[0]);
     expect(terms).toHaveLength(1);
     // Renewed: still leader after several ttls.
-    await sleep(1_500);
+    await sleep(2_500);
     expect(leader.isLeader).toBe(true);
     expect(terms[0]!.reason).toBeUndefined();
 

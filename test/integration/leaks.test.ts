@@ -75,7 +75,8 @@ describe('close()', () => {
         ),
       );
     const baseline = await connections();
-    const redlock = new Redlock(ensemble.urls);
+    // A generous node deadline: this test is about connections, not slow nodes.
+    const redlock = new Redlock(ensemble.urls, { nodeTimeout: 1_000 });
     const held = await redlock.acquire('sub', { ttl: 5_000 });
     const waiting = redlock.acquire('sub');
     // The waiter listens for release notices on (at least) a quorum of nodes.
