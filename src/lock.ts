@@ -122,7 +122,12 @@ export class Lock implements AsyncDisposable {
     if (!this.held) throw this.#controller.signal.reason;
     const result = await this.#ctx.extend(this, newTtl);
     this.#nodes = result.outcomes;
-    if (!this.held) throw this.#controller.signal.reason;
+    if (!this.held) {
+      // Lost while the round ran, yet it may have pushed our keys' expiry back:
+      // delete them so nobody waits for a lock that no one holds.
+      if (result.deadline !== undefined) this.release().catch(() => {});
+      throw this.#controller.signal.reason;
+    }
     if (result.deadline !== undefined) {
       this.#ttl = newTtl;
       if (result.deadline > this.#deadline) {
@@ -175,7 +180,12 @@ export class Lock implements AsyncDisposable {
   startRenewal(): void {
     if (this.#renewing || !this.held) return;
     this.#renewing = true;
-    this.#scheduleRenewal(this.#ttl / 3);
+    this.#scheduleRenewal(this.#nextRenewal());
+  }
+
+  /** About every ttl/3, but never later than halfway through the validity left. */
+  #nextRenewal(): number {
+    return Math.max(0, Math.min(this.#ttl / 3, this.remaining() / 2));
   }
 
   /** Ends the lock without releasing it (its Redlock is closing). @internal */
@@ -195,7 +205,7 @@ export class Lock implements AsyncDisposable {
     if (this.#extending) return;
     this.#extending = this.extend()
       .then(
-        () => this.#ttl / 3,
+        () => this.#nextRenewal(),
         (err: unknown) => {
           if (!this.held || !(err instanceof LockError)) return undefined;
           // Not lost yet: try again soon, while the lock is still valid.
@@ -211,7 +221,9 @@ export class Lock implements AsyncDisposable {
   /** Arms the timer that declares the lock lost just before its validity deadline. */
   #armExpiry(): void {
     this.#cancelExpiry();
-    const margin = Math.min(25, this.#ttl * 0.02);
+    // Timers fire late on a busy event loop: aim early enough that the signal
+    // still aborts before the deadline.
+    const margin = Math.min(100, this.#ttl * 0.05);
     this.#cancelExpiry = this.#ctx.clock.setTimer(
       () =>
         this.#lose(

@@ -4,6 +4,7 @@
  * scripts over ioredis; the simulation provides its own LockNode.
  */
 import type { Cluster, Redis } from 'ioredis';
+import { raceSignal } from './abort.js';
 import { type Script, scripts } from './scripts/index.js';
 
 /** What an acquire call asks of one node. */
@@ -204,7 +205,7 @@ export class RedisNode implements LockNode {
             `${this.id} subscriber is not connected (${subscriber.status})`,
           );
         }
-        await raceAbort(subscriber.subscribe(channel), signal);
+        await raceSignal(subscriber.subscribe(channel), signal);
       } catch (err) {
         unsubscribe();
         throw err;
@@ -307,23 +308,4 @@ export class RedisNode implements LockNode {
 
 function isCluster(client: Client): client is Cluster {
   return (client as { isCluster?: boolean }).isCluster === true;
-}
-
-/** `promise`, or the signal's reason if it aborts first. */
-function raceAbort<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (v) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(v);
-      },
-      (e) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(e);
-      },
-    );
-  });
 }

@@ -4,6 +4,7 @@
  * node through the coordinator (quorum.ts) with a rule for success.
  */
 import { randomBytes } from 'node:crypto';
+import { raceSignal } from './abort.js';
 import { type Clock, systemClock } from './clock.js';
 import { checkNodeSpecs, type NodeSpec, openNodes } from './connect.js';
 import { publish } from './diagnostics.js';
@@ -74,6 +75,9 @@ type Attempt =
 
 /** Nodes and clock handed to the constructor by `fromNodes`, keyed by a placeholder array. */
 const prebuiltInit = new WeakMap<object, { nodes: readonly LockNode[]; clock: Clock }>();
+
+/** Consecutive rounds failed for lack of reachable nodes after which acquire gives up. */
+const MAX_INFRA_ROUNDS = 3;
 
 /** Reason of the internal abort when `wait` runs out while lining up. */
 const WAIT_OVER = Symbol('wait over');
@@ -331,7 +335,6 @@ export class Redlock {
     const controller = new AbortController();
     const onAbort = () => controller.abort(a.signal!.reason);
     if (a.signal?.aborted) throw a.signal.reason;
-    await this.#firstConnection();
     a.signal?.addEventListener('abort', onAbort, { once: true });
     this.#aborts.add(controller);
     const signal = controller.signal;
@@ -368,7 +371,9 @@ export class Redlock {
           ? new LockTakenError(a.resources, lastTaken.holderTtl, lastTaken.outcomes)
           : new QuorumError('acquire', this.settings.quorum, outcomes, reason),
       );
+    let infraFailures = 0;
     try {
+      await raceSignal(this.#firstConnection(), signal);
       // Waiters of this process already queue for these resources: line up behind them.
       if (a.wait > 0 && this.#queue.busy(queueKey) && !(await lineUp())) return timedOut([]);
       for (let round = 0; ; round++) {
@@ -382,7 +387,14 @@ export class Redlock {
         }
         if (signal.aborted) throw signal.reason;
         if (result.kind === 'quorum') {
-          throw new QuorumError('acquire', this.settings.quorum, result.outcomes);
+          // A blip (one slow moment of this process or the network) is retried;
+          // nodes that stay unreachable are reported promptly.
+          infraFailures++;
+          if (infraFailures >= MAX_INFRA_ROUNDS || deadline - clock.now() <= 0) {
+            throw new QuorumError('acquire', this.settings.quorum, result.outcomes);
+          }
+        } else {
+          infraFailures = 0;
         }
         if (result.kind === 'taken') lastTaken = result;
         const left = deadline - clock.now();
