@@ -27,8 +27,25 @@ function client(options?: RedlockOptions): Redlock {
   return redlock;
 }
 
-/** Lock keys (not fence counters) on every node: node index → value, per resource. */
+/**
+ * Waits until every command each client has sent so far has run on every
+ * node. Rounds decide at a quorum, so the last nodes' acquire or release may
+ * still be on its way when a call resolves; inspect waits for every node, and
+ * each connection runs its commands in order.
+ */
+async function settled(): Promise<void> {
+  await Promise.all(instances.map((r) => r.inspect('settled')));
+}
+
+/** Every key on every node, once every client's commands have landed. */
+async function allKeys() {
+  await settled();
+  return ensemble.keys();
+}
+
+/** Lock values (not fence counters) of `resource` on every node, in node order. */
 async function lockValues(resource: string): Promise<Array<string | null>> {
+  await settled();
   const keys = await ensemble.keys(lockKey(resource));
   return ensemble.nodes.map((n) => keys.find((k) => k.node === n.index)?.value ?? null);
 }
@@ -84,11 +101,11 @@ describe('acquire and release', () => {
 
   it('tryAcquire returns null while another holder has the lock, writing nothing', async () => {
     const holder = await client().acquire('r', { ttl: 10_000 });
-    const before = await ensemble.keys();
+    const before = await allKeys();
     expect(await client().tryAcquire('r')).toBeNull();
     expect(await lockValues('r')).toEqual(Array(5).fill(holder.value));
     // Same keys, same values: the failed round left nothing and moved no fence.
-    expect(await ensemble.keys()).toEqual(before);
+    expect(await allKeys()).toEqual(before);
     await holder.release();
   });
 
@@ -108,7 +125,7 @@ describe('acquire and release', () => {
 
   it('acquire with a short wait rejects with AcquireTimeoutError and leaves nothing behind', async () => {
     const holder = await client().acquire('r', { ttl: 20_000 });
-    const before = await ensemble.keys();
+    const before = await allKeys();
     const started = performance.now();
     const err = await client()
       .acquire('r', { wait: 300 })
@@ -118,13 +135,13 @@ describe('acquire and release', () => {
     expect((err as AcquireTimeoutError).code).toBe('ERR_LOCK_ACQUIRE_TIMEOUT');
     expect(elapsed).toBeGreaterThanOrEqual(250);
     expect(elapsed).toBeLessThan(3_000);
-    expect(await ensemble.keys()).toEqual(before);
+    expect(await allKeys()).toEqual(before);
     await holder.release();
   });
 
   it('acquire rejects with the signal reason when aborted, and leaves nothing behind', async () => {
     const holder = await client().acquire('r', { ttl: 20_000 });
-    const before = await ensemble.keys();
+    const before = await allKeys();
     const controller = new AbortController();
     const pending = client()
       .acquire('r', { signal: controller.signal })
@@ -136,7 +153,7 @@ describe('acquire and release', () => {
     expect(await pending).toBe(reason);
     expect(performance.now() - abortedAt).toBeLessThan(1_000);
     await sleep(100);
-    expect(await ensemble.keys()).toEqual(before);
+    expect(await allKeys()).toEqual(before);
     await holder.release();
   });
 
@@ -211,18 +228,18 @@ describe('multi-resource locks', () => {
 
   it('writes none of the resources when one of them is taken (all-or-nothing)', async () => {
     const holder = await client().acquire('b', { ttl: 20_000 });
-    const before = await ensemble.keys();
+    const before = await allKeys();
     expect(await client().tryAcquire(['a', 'b', 'c'])).toBeNull();
     // Not even a fence counter of a or c: the script checks every key before writing any.
-    expect(await ensemble.keys()).toEqual(before);
+    expect(await allKeys()).toEqual(before);
     await holder.release();
   });
 
   it('is refused by a lock that overlaps it in one resource only', async () => {
     const ab = await client().acquire(['a', 'b'], { ttl: 20_000 });
-    const before = await ensemble.keys();
+    const before = await allKeys();
     expect(await client().tryAcquire(['b', 'c'])).toBeNull();
-    expect(await ensemble.keys()).toEqual(before);
+    expect(await allKeys()).toEqual(before);
     // A resource outside the held set stays free for anyone.
     const c = await client().tryAcquire('c');
     expect(c).not.toBeNull();

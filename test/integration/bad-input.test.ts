@@ -45,6 +45,17 @@ async function invalid(run: () => unknown, mentions?: RegExp, label = String(run
   if (mentions) expect((error as Error).message).toMatch(mentions);
 }
 
+/**
+ * Opens every connection of `redlock` and lets everything it sent land: a
+ * round decides at a quorum, but inspect waits for every node, and each
+ * connection runs its commands in order. Then wipes what the warm-up wrote.
+ */
+async function warm(redlock: Redlock): Promise<void> {
+  await (await redlock.acquire('warm-up')).release();
+  await redlock.inspect('warm-up');
+  await Promise.all(observers.map((r) => r.flushall()));
+}
+
 function client(): Redlock {
   const redlock = new Redlock(ensemble.urls);
   instances.push(redlock);
@@ -187,8 +198,7 @@ describe('entry points of a Redlock with bad input', () => {
   it('acquire, tryAcquire and using reject bad resources and options, touching no node', async () => {
     const redlock = client();
     // Connections are up and idle before measuring.
-    await (await redlock.acquire('warm-up')).release();
-    await Promise.all(observers.map((r) => r.flushall()));
+    await warm(redlock);
     const before = await activity();
     const routine = async () => 'ran';
     for (const resources of BAD_RESOURCES) {
@@ -244,8 +254,7 @@ describe('entry points of a Redlock with bad input', () => {
 
   it('inspect rejects bad resource names, touching no node', async () => {
     const redlock = client();
-    await (await redlock.acquire('warm-up')).release();
-    await Promise.all(observers.map((r) => r.flushall()));
+    await warm(redlock);
     const before = await activity();
     for (const resource of ['', [], ['a', 'a'], [5], 5, null, undefined, {}]) {
       await invalid(() => redlock.inspect(resource as string), /resource/);
@@ -260,6 +269,8 @@ describe('entry points of a Redlock with bad input', () => {
   it('lock.extend rejects a bad ttl and leaves the lock as it was', async () => {
     const redlock = client();
     const lock: Lock = await redlock.acquire('r', { ttl: 10_000 });
+    // The acquire has landed on every node before anything is measured.
+    await redlock.inspect('r');
     const remaining = lock.remaining();
     const before = await activity();
     const pttls = await Promise.all(observers.map((r) => r.pttl('quorumlock:{r}')));
