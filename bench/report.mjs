@@ -538,15 +538,15 @@ function buildTables(results, summary, targets) {
       title: '6. Memory: RSS over many acquire/release pairs (quorumlock, fencing on)',
       note: m.failed
         ? m.failed
-        : `Separate process, ${m.concurrency} concurrent loops, gc() before each sample${m.gcExposed ? '' : ' (not exposed)'}; warm-up = first 10% of pairs.`,
+        : `Separate process, ${m.concurrency} concurrent loops, RSS sampled after gc()${m.gcExposed ? '' : ' (not exposed)'} every ${Math.round(m.pairs / 40)} pairs after a warm-up of the first 10%. Growth compares the median of the last quarter of samples with the median of the first quarter (single samples jump with what other loops have in flight).`,
       headers: [
         'pairs',
         'errors',
-        'RSS after warm-up (MiB)',
-        'final RSS',
-        'max RSS',
+        'RSS early (MiB)',
+        'RSS late',
         'growth',
-        'heap after warm-up → final (MiB)',
+        'RSS after warm-up → final, max',
+        'heap early → late (MiB)',
       ],
       rows: m.failed
         ? []
@@ -602,7 +602,7 @@ function renderMarkdown(results, tables) {
     `\`${m.command}\` · ${m.date} · ${totalSeconds(m)} s · ${m.machine.nproc} CPUs (${m.machine.cpu}) · Node ${m.machine.node} · ${m.machine.redis ?? 'redis-server ?'} · ${m.nodes} nodes${m.nodesGiven ? ' (given)' : ' (started by the bench)'} · ttl ${m.ttlMs} ms · load average ${m.machine.loadAvgAtStart?.[0]} → ${m.machine.loadAvgAtEnd?.[0]}`,
     '',
   ];
-  return `${head.join('\n')}${tables.map(mdTable).join('\n')}`;
+  return `${head.join('\n')}\n${tables.map(mdTable).join('\n')}`;
 }
 
 // ---- HTML + SVG ------------------------------------------------------------------------------
