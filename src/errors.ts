@@ -86,6 +86,17 @@ export class LockLostError extends LockError {
       cause,
     });
   }
+
+  /** The reason a released lock's signal aborts with; built without a stack trace, on every release. */
+  static released(resources: readonly string[]): LockLostError {
+    const limit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      return new LockLostError(resources, 'it was released');
+    } finally {
+      Error.stackTraceLimit = limit;
+    }
+  }
 }
 
 /** Bad input, raised before any node is touched. */

@@ -56,7 +56,10 @@ export class Lock implements AsyncDisposable {
   readonly fences: Readonly<Record<string, number>>;
 
   readonly #ctx: LockContext;
-  readonly #controller = new AbortController();
+  /** Created on first use of `signal`: most locks are released without anyone listening. */
+  #controller: AbortController | undefined;
+  /** Why the lock ended (released or lost); undefined while held. */
+  #ended: LockLostError | undefined;
   readonly #onLost: LockInit['onLost'];
   #ttl: number;
   #deadline: number;
@@ -98,6 +101,10 @@ export class Lock implements AsyncDisposable {
 
   /** Aborts with a LockLostError when the lock is lost, expires or is released. */
   get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#ended) this.#controller.abort(this.#ended);
+    }
     return this.#controller.signal;
   }
 
@@ -108,7 +115,7 @@ export class Lock implements AsyncDisposable {
 
   /** True while the lock is neither released nor lost. */
   get held(): boolean {
-    return !this.#controller.signal.aborted;
+    return this.#ended === undefined;
   }
 
   /**
@@ -119,14 +126,14 @@ export class Lock implements AsyncDisposable {
    */
   async extend(ttl?: number): Promise<void> {
     const newTtl = resolveTtl(ttl, this.#ttl);
-    if (!this.held) throw this.#controller.signal.reason;
+    if (this.#ended) throw this.#ended;
     const result = await this.#ctx.extend(this, newTtl);
     this.#nodes = result.outcomes;
     if (!this.held) {
       // Lost while the round ran, yet it may have pushed our keys' expiry back:
       // delete them so nobody waits for a lock that no one holds.
       if (result.deadline !== undefined) this.release().catch(() => {});
-      throw this.#controller.signal.reason;
+      throw this.#ended;
     }
     if (result.deadline !== undefined) {
       this.#ttl = newTtl;
@@ -156,8 +163,8 @@ export class Lock implements AsyncDisposable {
   release(): Promise<void> {
     if (!this.#release) {
       this.#stop();
-      if (!this.#controller.signal.aborted) {
-        this.#controller.abort(new LockLostError(this.resources, 'it was released'));
+      if (!this.#ended) {
+        this.#end(LockLostError.released(this.resources));
       }
       this.#release = this.#ctx.release(this).then((outcomes) => {
         this.#nodes = outcomes;
@@ -234,6 +241,11 @@ export class Lock implements AsyncDisposable {
     );
   }
 
+  #end(reason: LockLostError): void {
+    this.#ended = reason;
+    this.#controller?.abort(reason);
+  }
+
   #stop(): void {
     this.#renewing = false;
     this.#cancelRenewal?.();
@@ -242,9 +254,9 @@ export class Lock implements AsyncDisposable {
   }
 
   #lose(error: LockLostError): void {
-    if (this.#controller.signal.aborted) return;
+    if (this.#ended) return;
     this.#stop();
-    this.#controller.abort(error);
+    this.#end(error);
     this.#ctx.forget(this);
     publish('lost', () => ({ resources: this.resources, reason: error.message, error }));
     if (this.#onLost) {

@@ -68,7 +68,11 @@ export interface LockNode {
    * Listens for release notices on `channel`; resolves once the subscription is
    * active, with a function that stops listening. Optional: nodes without it are polled.
    */
-  subscribe?(channel: string, listener: () => void, signal: AbortSignal): Promise<() => void>;
+  subscribe?(
+    channel: string,
+    listener: (value?: string) => void,
+    signal: AbortSignal,
+  ): Promise<() => void>;
   /**
    * Resolves once the first connection attempt has ended (at most after the
    * connect wait): true when connected. Optional: nodes without it are always ready.
@@ -98,7 +102,9 @@ export class RedisNode implements LockNode {
   #everReady: boolean;
   #connectWaitMs: number;
   #subscriber: Redis | undefined;
-  readonly #listeners = new Map<string, Set<() => void>>();
+  /** The wait for the first connection, shared by every call made meanwhile. */
+  #connecting: Promise<void> | undefined;
+  readonly #listeners = new Map<string, Set<(value?: string) => void>>();
 
   /**
    * @param owned whether this node opened `client` and so closes it.
@@ -182,7 +188,11 @@ export class RedisNode implements LockNode {
     );
   }
 
-  async subscribe(channel: string, listener: () => void, signal: AbortSignal): Promise<() => void> {
+  async subscribe(
+    channel: string,
+    listener: (value?: string) => void,
+    signal: AbortSignal,
+  ): Promise<() => void> {
     let listeners = this.#listeners.get(channel);
     if (!listeners) {
       listeners = new Set();
@@ -233,8 +243,8 @@ export class RedisNode implements LockNode {
       lazyConnect: false,
     });
     sub.on('error', () => {});
-    sub.on('message', (channel: string) => {
-      for (const listener of this.#listeners.get(channel) ?? []) listener();
+    sub.on('message', (channel: string, value: string) => {
+      for (const listener of this.#listeners.get(channel) ?? []) listener(value);
     });
     this.#subscriber = sub;
     return sub;
@@ -278,31 +288,30 @@ export class RedisNode implements LockNode {
       return Promise.reject(new NodeUnavailableError(`${this.id} is not connected (${status})`));
     }
     if (status === 'wait') (this.client as Redis).connect?.().catch(() => {});
-    return new Promise((resolve, reject) => {
+    this.#connecting ??= new Promise<void>((resolve, reject) => {
       const done = (err?: Error) => {
         clearTimeout(timer);
         this.client.off('ready', onReady);
         this.client.off('end', onEnd);
         this.client.off('close', onEnd);
-        signal.removeEventListener('abort', onAbort);
+        this.#connecting = undefined;
         if (err) reject(err);
         else resolve();
       };
       const onReady = () => done();
-      const onEnd = () => done(new NodeUnavailableError(`${this.id} connection ended`));
-      const onAbort = () =>
-        done(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      const onEnd = () => done(new NodeUnavailableError(`${this.id} could not connect`));
       const timer = setTimeout(
         () =>
           done(new NodeUnavailableError(`${this.id} did not connect in ${this.#connectWaitMs} ms`)),
         this.#connectWaitMs,
       );
+      timer.unref();
       this.client.on('ready', onReady);
       this.client.on('end', onEnd);
       // The first connection attempt failed (refused, reset): do not wait for retries.
       this.client.on('close', onEnd);
-      signal.addEventListener('abort', onAbort, { once: true });
     });
+    return raceSignal(this.#connecting, signal);
   }
 }
 

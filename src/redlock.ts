@@ -102,6 +102,8 @@ export class Redlock {
   readonly #ctx: LockContext;
   #closed: Promise<void> | undefined;
   #connected: Promise<unknown> | undefined;
+  /** True once the first connection wait is over: later calls skip it. */
+  #allConnected = false;
 
   /**
    * @param nodes URLs (`redis://[user:password@]host[:port][/db]`, `rediss://…`) or ioredis
@@ -310,7 +312,10 @@ export class Redlock {
         Promise.resolve(node.connected ? node.connected() : true).then((ok) => {
           if (ok) ready++;
           ended++;
-          if (ready >= this.settings.quorum || ended === this.#nodes.length) resolve();
+          if (ready >= this.settings.quorum || ended === this.#nodes.length) {
+            this.#allConnected = true;
+            resolve();
+          }
         });
       }
     });
@@ -331,21 +336,55 @@ export class Redlock {
   /** The acquire loop shared by acquire and tryAcquire; an AcquireTimeoutError when `wait` ran out. */
   async #acquire(a: AcquireSettings): Promise<Lock | AcquireTimeoutError> {
     this.#checkOpen();
+    if (a.signal?.aborted) throw a.signal.reason;
+    if (!this.#allConnected) {
+      const connecting = this.#firstConnection();
+      await (a.signal ? raceSignal(connecting, a.signal) : connecting);
+    }
+    const prefix = randomBytes(16).toString('base64url');
+    const queueKey = a.resources.join('\u0000');
+    // The common case, one round with no one of this process queueing ahead,
+    // sets up nothing else.
+    let first: Attempt | undefined;
+    if (!(a.wait > 0 && this.#queue.busy(queueKey))) {
+      first = await this.#attempt(a, prefix, `${prefix}.0`);
+      if (first.kind === 'acquired') {
+        if (a.signal?.aborted || this.#closed) {
+          await first.lock.release().catch(() => {});
+          throw a.signal?.aborted ? a.signal.reason : new ClosedError();
+        }
+        return first.lock;
+      }
+    }
+    return this.#keepTrying(a, prefix, queueKey, first);
+  }
+
+  /** Rounds after the first: line up, listen for release notices, back off, retry. */
+  async #keepTrying(
+    a: AcquireSettings,
+    prefix: string,
+    queueKey: string,
+    first: Attempt | undefined,
+  ): Promise<Lock | AcquireTimeoutError> {
     const clock = this.#clock;
     const controller = new AbortController();
     const onAbort = () => controller.abort(a.signal!.reason);
-    if (a.signal?.aborted) throw a.signal.reason;
     a.signal?.addEventListener('abort', onAbort, { once: true });
     this.#aborts.add(controller);
+    if (a.signal?.aborted) controller.abort(a.signal.reason);
+    if (this.#closed) controller.abort(new ClosedError());
     const signal = controller.signal;
     const deadline = clock.now() + a.wait;
-    const prefix = randomBytes(16).toString('base64url');
-    const wake = new Wakeup();
-    const queueKey = a.resources.join('\u0000');
+    // Wake once a quorum of nodes announced a release (or shortly after the first notice).
+    const wake = new Wakeup(clock, this.settings.quorum, Math.min(25, this.#timeout(a.ttl)));
     let leave: (() => void) | undefined;
     let unsubscribe: (() => void) | undefined;
     let attempt = 0;
+    let round = first ? 1 : 0;
+    let result = first;
     let lastTaken: Attempt | undefined;
+    let infraFailures = 0;
+
     /** Takes a turn behind earlier waiters of this process; false when `wait` ran out first. */
     const lineUp = async (): Promise<boolean> => {
       const waitOver = new AbortController();
@@ -371,13 +410,13 @@ export class Redlock {
           ? new LockTakenError(a.resources, lastTaken.holderTtl, lastTaken.outcomes)
           : new QuorumError('acquire', this.settings.quorum, outcomes, reason),
       );
-    let infraFailures = 0;
+
     try {
-      await raceSignal(this.#firstConnection(), signal);
+      if (signal.aborted) throw signal.reason;
       // Waiters of this process already queue for these resources: line up behind them.
-      if (a.wait > 0 && this.#queue.busy(queueKey) && !(await lineUp())) return timedOut([]);
-      for (let round = 0; ; round++) {
-        const result = await this.#attempt(a, prefix, `${prefix}.${round}`);
+      if (!result && !(await lineUp())) return timedOut([]);
+      for (;;) {
+        result ??= await this.#attempt(a, prefix, `${prefix}.${round++}`);
         if (result.kind === 'acquired') {
           if (signal.aborted) {
             await result.lock.release().catch(() => {});
@@ -408,6 +447,7 @@ export class Redlock {
           // Take our turn behind earlier waiters of this process, and listen for
           // release notices, then retry at once so no notice is missed.
           if (!(await lineUp())) return timedOut(result.outcomes);
+          result = undefined;
           continue;
         }
         const holderTtl = lastTaken?.kind === 'taken' ? lastTaken.holderTtl : undefined;
@@ -416,12 +456,14 @@ export class Redlock {
           holderTtl ?? Infinity,
           left,
         );
+        result = undefined;
         await wake.sleep(clock, delay, signal);
       }
     } finally {
       a.signal?.removeEventListener('abort', onAbort);
       this.#aborts.delete(controller);
       unsubscribe?.();
+      wake.dispose();
       leave?.();
     }
   }
@@ -535,7 +577,8 @@ export class Redlock {
     value: string,
     round: Round<AcquireReply>,
   ): void {
-    const channels = a.resources.map((r) => releaseChannel(this.settings.keyPrefix, r));
+    // Undoing publishes no notice: a storm of wake-ups for locks nobody held.
+    const channels = a.resources.map(() => '');
     const release = (nodes: readonly LockNode[]) =>
       this.#track(
         fanOut({
@@ -585,15 +628,19 @@ export class Redlock {
     if (subscribing.length > 0) {
       const needed = Math.min(this.settings.quorum, subscribing.length);
       let done = 0;
+      let failed = 0;
       await new Promise<void>((resolve) => {
         const cancel = this.#clock.setTimer(resolve, this.#timeout(this.settings.ttl));
-        const finish = () => {
-          if (++done === needed) {
+        // Like a round: stop waiting as soon as the outcome is certain.
+        const finish = (ok: boolean) => {
+          if (ok) done++;
+          else failed++;
+          if (done === needed || failed > subscribing.length - needed) {
             cancel();
             resolve();
           }
         };
-        const notify = () => wake.notify();
+        const notify = (value?: string) => wake.notify(value);
         for (const node of subscribing) {
           Promise.allSettled(
             resources.map((r) =>
@@ -603,7 +650,7 @@ export class Redlock {
             for (const r of results) if (r.status === 'fulfilled') stops.push(r.value);
             // Subscriptions that complete after the waiter left are dropped at once.
             if (stopped) for (const stop of stops.splice(0)) stop();
-            else if (results.every((r) => r.status === 'fulfilled')) finish();
+            else finish(results.every((r) => r.status === 'fulfilled'));
           });
         }
       });
@@ -676,7 +723,10 @@ export class Redlock {
     );
     this.#track(round.settled);
     // Waiters in this process need no round trip to hear about it.
-    for (const r of lock.resources) for (const wake of this.#waiters.get(r) ?? []) wake.notify();
+    for (const r of lock.resources) {
+      // Released on a quorum already: as good as a notice from each of them.
+      for (const wake of this.#waiters.get(r) ?? []) wake.notify(lock.value, quorum);
+    }
     const error = round.ok ? undefined : new QuorumError('release', quorum, round.outcomes);
     publish('release', () => ({
       resources: lock.resources,

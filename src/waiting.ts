@@ -17,16 +17,65 @@ export function backoffDelay(
   return random() * cap;
 }
 
+/** How many released values a waiter keeps counting notices for. */
+const REMEMBERED = 8;
+
 /**
- * Wakes a sleeping waiter early. `notify()` before `sleep()` makes the next
- * sleep return at once, so a notice that lands during a round is not lost.
+ * Wakes a sleeping waiter early on release notices. One release is announced
+ * by every node that held the key, each as it processes the release: retrying
+ * on the first notice would race the release on the other nodes and lose the
+ * round. So a waiter wakes once `needed` nodes (a quorum) have announced the
+ * same release, or `graceMs` after the first notice, whichever is first.
+ * A wake before `sleep()` makes the next sleep return at once, so a notice
+ * that lands during a round is not lost.
  */
 export class Wakeup {
   #pending = false;
   #wake: (() => void) | undefined;
+  readonly #counts = new Map<string, number>();
+  #cancelGrace: (() => void) | undefined;
+  readonly #clock: Clock;
+  readonly #needed: number;
+  readonly #graceMs: number;
 
-  /** Records a release notice and wakes the current sleep, if any. */
-  notify(): void {
+  constructor(clock: Clock, needed = 1, graceMs = 0) {
+    this.#clock = clock;
+    this.#needed = needed;
+    this.#graceMs = graceMs;
+  }
+
+  /**
+   * Records `weight` notices of the release of `value` (unknown value: wake at
+   * once), and wakes the current sleep when enough nodes have announced it.
+   */
+  notify(value?: string, weight = 1): void {
+    if (value === undefined) {
+      this.#fire();
+      return;
+    }
+    const before = this.#counts.get(value) ?? 0;
+    const count = before + weight;
+    this.#counts.set(value, count);
+    if (this.#counts.size > REMEMBERED) this.#counts.delete(this.#counts.keys().next().value!);
+    if (before < this.#needed && count >= this.#needed) {
+      this.#fire();
+    } else if (before === 0 && count < this.#needed) {
+      this.#cancelGrace?.();
+      this.#cancelGrace = this.#clock.setTimer(() => this.#fire(), this.#graceMs, {
+        keepAlive: false,
+      });
+    }
+  }
+
+  /** Stops the grace timer; the waiter is done. */
+  dispose(): void {
+    this.#cancelGrace?.();
+    this.#cancelGrace = undefined;
+  }
+
+  #fire(): void {
+    this.#cancelGrace?.();
+    this.#cancelGrace = undefined;
     this.#pending = true;
     this.#wake?.();
   }

@@ -115,7 +115,7 @@ describe('backoffDelay', () => {
 describe('Wakeup', () => {
   it('returns at once from a sleep when notified before it started', async () => {
     const clock = new FakeClock();
-    const wake = new Wakeup();
+    const wake = new Wakeup(clock);
     wake.notify();
     const s = watch(wake.sleep(clock, 10_000));
     await flush();
@@ -125,7 +125,7 @@ describe('Wakeup', () => {
 
   it('ends a sleep early when notified during it', async () => {
     const clock = new FakeClock();
-    const wake = new Wakeup();
+    const wake = new Wakeup(clock);
     const s = watch(wake.sleep(clock, 10_000));
     clock.advance(100);
     await flush();
@@ -139,7 +139,7 @@ describe('Wakeup', () => {
 
   it('sleeps the full time without a notice', async () => {
     const clock = new FakeClock();
-    const wake = new Wakeup();
+    const wake = new Wakeup(clock);
     const s = watch(wake.sleep(clock, 500));
     clock.advance(499);
     await flush();
@@ -151,7 +151,7 @@ describe('Wakeup', () => {
 
   it('spends one notice on one sleep: the next sleep waits again', async () => {
     const clock = new FakeClock();
-    const wake = new Wakeup();
+    const wake = new Wakeup(clock);
     wake.notify();
     wake.notify();
     await wake.sleep(clock, 1000);
@@ -165,7 +165,7 @@ describe('Wakeup', () => {
 
   it('rejects with the signal reason when the signal aborts during a sleep', async () => {
     const clock = new FakeClock();
-    const wake = new Wakeup();
+    const wake = new Wakeup(clock);
     const controller = new AbortController();
     const s = watch(wake.sleep(clock, 10_000, controller.signal));
     await flush();
@@ -177,9 +177,57 @@ describe('Wakeup', () => {
     expect(clock.pending).toBe(0);
   });
 
+  it('wakes once a quorum of nodes announced the same release, not on the first notice', async () => {
+    const clock = new FakeClock();
+    const wake = new Wakeup(clock, 3, 25);
+    const s = watch(wake.sleep(clock, 10_000));
+    wake.notify('v1');
+    wake.notify('v1');
+    await flush();
+    expect(s.done).toBe(false);
+    wake.notify('v1');
+    await flush();
+    expect(s.done).toBe(true);
+  });
+
+  it('wakes a grace period after the first notice when too few nodes announce it', async () => {
+    const clock = new FakeClock();
+    const wake = new Wakeup(clock, 3, 25);
+    const s = watch(wake.sleep(clock, 10_000));
+    wake.notify('v1');
+    clock.advance(24);
+    await flush();
+    expect(s.done).toBe(false);
+    clock.advance(1);
+    await flush();
+    expect(s.done).toBe(true);
+  });
+
+  it('wakes again when the rest of a release is announced after an early wake', async () => {
+    const clock = new FakeClock();
+    const wake = new Wakeup(clock, 3, 25);
+    wake.notify('v1');
+    clock.advance(25);
+    await wake.sleep(clock, 10_000);
+    // The early round lost to nodes that had not released yet; their notices wake it again.
+    const s = watch(wake.sleep(clock, 10_000));
+    wake.notify('v1');
+    await flush();
+    expect(s.done).toBe(false);
+    wake.notify('v1');
+    await flush();
+    expect(s.done).toBe(true);
+    // Repeats of a release already counted do not wake anyone.
+    const t = watch(wake.sleep(clock, 10_000));
+    wake.notify('v1');
+    await flush();
+    expect(t.done).toBe(false);
+    wake.dispose();
+  });
+
   it('rejects at once when the signal was aborted before the sleep', async () => {
     const clock = new FakeClock();
-    const wake = new Wakeup();
+    const wake = new Wakeup(clock);
     const reason = new Error('already aborted');
     const s = watch(wake.sleep(clock, 10_000, AbortSignal.abort(reason)));
     await flush();
