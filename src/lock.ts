@@ -130,9 +130,18 @@ export class Lock implements AsyncDisposable {
     const result = await this.#ctx.extend(this, newTtl);
     this.#nodes = result.outcomes;
     if (!this.held) {
-      // Lost while the round ran, yet it may have pushed our keys' expiry back:
-      // delete them so nobody waits for a lock that no one holds.
-      if (result.deadline !== undefined) this.release().catch(() => {});
+      // Declared lost while the round ran, yet the round pushed our keys' expiry
+      // back. Nobody holds the lock now, but the old validity still stands and
+      // a holder may act on it: delete the keys only once it has run out.
+      if (result.deadline !== undefined && !this.#release) {
+        this.#ctx.clock.setTimer(
+          () => {
+            this.release().catch(() => {});
+          },
+          Math.max(0, this.remaining()),
+          { keepAlive: false },
+        );
+      }
       throw this.#ended;
     }
     if (result.deadline !== undefined) {
