@@ -1,0 +1,27 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { explain, simParameters } from './replay.js';
+import { livenessScenario, minorityStallScenario } from './schedule.js';
+import { runScenario } from './world.js';
+
+describe('liveness with a healthy majority and no contention (I4)', () => {
+  it('acquires within two rounds whatever happens to the minority', async () => {
+    await fc.assert(
+      fc.asyncProperty(livenessScenario(), async (s) => {
+        const r = await runScenario(s);
+        expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
+      }),
+      simParameters(80),
+    );
+  }, 300_000);
+
+  it('acquires within two rounds when a fast minority node fails in the middle of a round', async () => {
+    await fc.assert(
+      fc.asyncProperty(minorityStallScenario(), async (s) => {
+        const r = await runScenario(s);
+        expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
+      }),
+      simParameters(150),
+    );
+  }, 300_000);
+});
