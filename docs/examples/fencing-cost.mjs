@@ -7,23 +7,18 @@
 // Needs `redis-server` on PATH. Prints median and p90 acquire latency of each
 // setting, their ratio, and how many acquisitions needed fencing phase 2
 // (expected: only the first, which seeds the counters from each node's clock).
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { startLocalEnsemble } from '../../dist/cli/ensemble.js';
 import { Redlock } from '../../dist/index.js';
 
 const rounds = Number(process.argv[2] ?? 2000);
 const NODES = 3;
 
-const servers = [];
+const ensemble = await startLocalEnsemble({ size: NODES });
 const admins = [];
 try {
-  for (let i = 0; i < NODES; i++) servers.push(await startServer());
-  const urls = servers.map((s) => `redis://127.0.0.1:${s.port}`);
-  for (const s of servers) admins.push(new Redis({ port: s.port, host: '127.0.0.1' }));
+  const urls = [...ensemble.urls];
+  for (const s of ensemble.servers) admins.push(new Redis({ port: s.port, host: '127.0.0.1' }));
 
   const fenced = new Redlock(urls, { ttl: 10_000, nodeTimeout: 1_000 });
   const plain = new Redlock(urls, { ttl: 10_000, nodeTimeout: 1_000, fencing: false });
@@ -88,7 +83,7 @@ try {
   console.log(`  phase-2 script calls during the measured rounds: ${phase2}`);
 } finally {
   for (const a of admins) a.disconnect();
-  for (const s of servers) s.stop();
+  await ensemble.stop();
 }
 
 async function scriptCalls() {
@@ -98,43 +93,4 @@ async function scriptCalls() {
     for (const m of info.matchAll(/^cmdstat_(?:evalsha|eval):calls=(\d+)/gm)) total += Number(m[1]);
   }
   return total;
-}
-
-async function startServer() {
-  const port = await new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-  const dir = mkdtempSync(join(tmpdir(), 'quorumlock-cost-'));
-  const child = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-    ],
-    { stdio: 'ignore' },
-  );
-  const probe = new Redis({ port, host: '127.0.0.1', retryStrategy: () => 50 });
-  probe.on('error', () => {}); // refused until the server listens; it retries
-  await probe.ping();
-  probe.disconnect();
-  return {
-    port,
-    stop() {
-      child.kill('SIGTERM');
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }

@@ -1,10 +1,5 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import fc from 'fast-check';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   fencedCall,
@@ -14,50 +9,19 @@ import {
   highestFence,
   highestFenceKey,
 } from '../../src/guard.js';
+import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 
-let server: ChildProcess;
-let dir: string;
+let ensemble: Ensemble;
 let redis: Redis;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'quorumlock-guard-'));
-  const port = await freePort();
-  server = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--dir',
-      dir,
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-    ],
-    { stdio: 'ignore' },
-  );
-  // Commands queue until the server accepts the connection; the client retries every 50 ms.
-  redis = new Redis({ host: '127.0.0.1', port, retryStrategy: () => 50 });
-  await redis.ping();
+  ensemble = await startEnsemble({ size: 1 });
+  redis = ensemble.nodes[0]!.client();
 });
 
 afterAll(async () => {
   redis?.disconnect();
-  server?.kill('SIGTERM');
-  rmSync(dir, { recursive: true, force: true });
+  await ensemble?.stop();
 });
 
 beforeEach(async () => {
