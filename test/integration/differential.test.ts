@@ -292,7 +292,9 @@ async function compare(ops: readonly Op[]): Promise<boolean> {
       expect(sv.ok, where).toBe(rv.ok);
       if (sv.ok && rv.ok) {
         expect(sv.fences.length, where).toBe(rv.fences.length);
-        sv.fences.forEach((f, j) => sameFence(fenceKeys[j]!, f, rv.fences[j]!, where));
+        sv.fences.forEach((f, j) => {
+          sameFence(fenceKeys[j]!, f, rv.fences[j]!, where);
+        });
       } else if (!sv.ok && !rv.ok) {
         samePttl(sv.holderTtl, rv.holderTtl, `${where}: holder ttl`);
       }
