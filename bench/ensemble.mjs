@@ -6,6 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Redis } from 'ioredis';
 
 const children = new Set();
 const dirs = new Set();
@@ -180,4 +181,58 @@ export function nodeUrl(node) {
     ? `${encodeURIComponent(node.username ?? '')}:${encodeURIComponent(node.password)}@`
     : '';
   return `redis://${auth}${node.host}:${node.port}`;
+}
+
+/** A node for messages: its URL with any password masked. */
+export function nodeLabel(node) {
+  const user = node.password ? `${node.username ?? ''}:***@` : '';
+  return `redis://${user}${node.host}:${node.port}`;
+}
+
+/**
+ * Connects to each node once (AUTH included) and sends PING, giving up on a
+ * node after `timeoutMs`. Resolves with the nodes that did not answer, each
+ * with the reason; empty when all are reachable. Without this, a default
+ * ioredis client queues commands for an unreachable node and retries for a
+ * long time, and the run appears to hang.
+ */
+export async function unreachableNodes(nodes, timeoutMs = 3000) {
+  const check = async (node) => {
+    const client = new Redis({
+      host: node.host,
+      port: node.port,
+      ...(node.password ? { password: node.password } : {}),
+      ...(node.username ? { username: node.username } : {}),
+      lazyConnect: true,
+      connectTimeout: timeoutMs,
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    // The socket's own error (ECONNREFUSED, WRONGPASS) says more than the
+    // "Connection is closed" that connect() rejects with afterwards.
+    let socketError = null;
+    client.on('error', (err) => {
+      socketError ??= err;
+    });
+    let timer;
+    try {
+      await Promise.race([
+        client.connect().then(() => client.ping()),
+        new Promise((_, reject) => {
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${timeoutMs} ms`)),
+            timeoutMs,
+          );
+        }),
+      ]);
+      return null;
+    } catch (err) {
+      return { node, reason: String((socketError ?? err)?.message ?? err) };
+    } finally {
+      clearTimeout(timer);
+      client.disconnect();
+    }
+  };
+  return (await Promise.all(nodes.map(check))).filter(Boolean);
 }

@@ -3,11 +3,12 @@
 // Node Redlock clients, one run, one report.
 //
 //   node bench/run.mjs [--quick] [--nodes URL,...] [--out DIR] [--scenarios 1,2,3,4,5,6]
-//                      [--contenders id,...] [--reps N]
+//                      [--contenders id,...] [--reps N] [--report FILE]
 //
 // Scenarios: 1 sequential, 2 concurrent, 3 contended, 4 degraded, 5 multi-region,
 // 6 memory. Markdown tables go to stdout, progress to stderr, JSON + HTML to
 // bench/results/ (or --out). Without --nodes it starts 5 redis-server masters.
+// Exit codes: 0 done, 64 usage error, 69 a given node cannot be reached, 1 other failure.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,7 +20,15 @@ import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
 import { allContenders, loadQuorumlock } from './contenders.mjs';
 import { DelayProxies } from './delay-proxy.mjs';
-import { installExitHooks, killAll, nodeUrl, parseNode, startEnsemble } from './ensemble.mjs';
+import {
+  installExitHooks,
+  killAll,
+  nodeLabel,
+  nodeUrl,
+  parseNode,
+  startEnsemble,
+  unreachableNodes,
+} from './ensemble.mjs';
 import { Progress } from './progress.mjs';
 import { buildReport } from './report.mjs';
 import {
@@ -43,20 +52,39 @@ const USAGE = `usage: node bench/run.mjs [options]
   --contenders LIST    subset of contender ids (see the report); default all
   --reps N             repetitions per scenario (default 3, --quick 1)
   --report FILE        re-render the tables and HTML of a saved results JSON; runs nothing
-  --help               this text`;
+  -h, --help           this text
+exit codes: 0 done, 64 usage error, 69 a --nodes node cannot be reached, 1 other failure`;
 
-const { values: args } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    nodes: { type: 'string' },
-    out: { type: 'string' },
-    scenarios: { type: 'string' },
-    contenders: { type: 'string' },
-    reps: { type: 'string' },
-    report: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-});
+/** Exit code of a usage error (sysexits EX_USAGE), as the quorumlock CLI uses. */
+const EX_USAGE = 64;
+/** Exit code when a given node cannot be reached (sysexits EX_UNAVAILABLE). */
+const EX_UNAVAILABLE = 69;
+
+/** Prints one line on stderr and exits: errors a user can fix need no stack trace. */
+function fail(message, code) {
+  process.stderr.write(`bench: ${message}\n`);
+  process.exit(code);
+}
+const usageError = (message) => fail(`${message} (see --help)`, EX_USAGE);
+
+let args;
+try {
+  ({ values: args } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      nodes: { type: 'string' },
+      out: { type: 'string' },
+      scenarios: { type: 'string' },
+      contenders: { type: 'string' },
+      reps: { type: 'string' },
+      report: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }));
+} catch (err) {
+  // parseArgs explains the problem in its first sentence; the rest is advice about `--`.
+  usageError(String(err?.message ?? err).split('. ')[0]);
+}
 if (args.help) {
   process.stdout.write(`${USAGE}\n`);
   process.exit(0);
@@ -91,7 +119,11 @@ const plan = quick
       multi: { durationMs: 3000, warmupPairs: 3 },
       memory: { pairs: 200_000, concurrency: 16 },
     };
-if (args.reps) plan.reps = Math.max(1, Number(args.reps));
+if (args.reps !== undefined) {
+  if (!/^[1-9]\d*$/.test(args.reps))
+    usageError(`--reps wants a positive integer, got '${args.reps}'`);
+  plan.reps = Number(args.reps);
+}
 
 /** Lock ttl for every contender in every scenario (ms). */
 const TTL = 10_000;
@@ -108,8 +140,7 @@ const scenarioIds = new Set(
 );
 for (const s of scenarioIds) {
   if (!['1', '2', '3', '4', '5', '6'].includes(s)) {
-    process.stderr.write(`unknown scenario ${s}\n${USAGE}\n`);
-    process.exit(2);
+    usageError(`unknown scenario '${s}'; known: 1,2,3,4,5,6`);
   }
 }
 
@@ -118,15 +149,48 @@ if (args.contenders) {
   const want = new Set(args.contenders.split(',').map((s) => s.trim()));
   const unknown = [...want].filter((id) => !contenders.some((c) => c.id === id));
   if (unknown.length) {
-    process.stderr.write(
-      `unknown contender(s) ${unknown.join(', ')}; known: ${contenders.map((c) => c.id).join(', ')}\n`,
+    usageError(
+      `unknown contender(s) ${unknown.join(', ')}; known: ${contenders.map((c) => c.id).join(', ')}`,
     );
-    process.exit(2);
   }
   contenders = contenders.filter((c) => want.has(c.id));
 }
+/** The --nodes list, parsed; null when the bench starts its own. */
+let givenNodes = null;
+if (args.nodes !== undefined) {
+  const specs = args.nodes
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  if (specs.length === 0) usageError('--nodes wants a comma-separated list of redis://host:port');
+  givenNodes = specs.map((spec) => {
+    try {
+      const node = parseNode(spec);
+      if (!Number.isInteger(node.port) || node.port < 1 || node.port > 65535) throw new Error();
+      return node;
+    } catch {
+      return usageError(`--nodes: '${spec}' is not redis://[user:pass@]host:port`);
+    }
+  });
+  // Fail before any scenario starts: a dead node would otherwise stall the first
+  // default-configured client for minutes.
+  const down = await unreachableNodes(givenNodes);
+  if (down.length) {
+    fail(
+      `cannot reach ${down.map((d) => `${nodeLabel(d.node)} (${d.reason})`).join(', ')}; check --nodes`,
+      EX_UNAVAILABLE,
+    );
+  }
+}
+
 const usesQuorumlock = contenders.some((c) => c.kind === 'quorumlock') || scenarioIds.has('6');
-if (usesQuorumlock) await loadQuorumlock();
+if (usesQuorumlock) {
+  try {
+    await loadQuorumlock();
+  } catch (err) {
+    fail(err.message, 1);
+  }
+}
 
 installExitHooks();
 
@@ -180,12 +244,9 @@ const progress = new Progress(stepCount);
 // ---- nodes -------------------------------------------------------------------
 
 let nodes;
-if (args.nodes) {
-  nodes = args.nodes
-    .split(',')
-    .filter(Boolean)
-    .map((s) => parseNode(s));
-  progress.note(`using ${nodes.length} given nodes: ${nodes.map(nodeUrl).join(', ')}`);
+if (givenNodes) {
+  nodes = givenNodes;
+  progress.note(`using ${nodes.length} given nodes: ${nodes.map(nodeLabel).join(', ')}`);
 } else {
   progress.note('starting 5 redis-server masters');
   nodes = await startEnsemble(5, (m) => progress.note(m));
@@ -215,7 +276,7 @@ const results = {
     quick,
     machine: machine(),
     nodes: N,
-    nodesGiven: Boolean(args.nodes),
+    nodesGiven: givenNodes !== null,
     ttlMs: TTL,
     plan,
     regionRttsMs: REGION_RTTS.slice(0, N).concat(
@@ -273,7 +334,18 @@ if (scenarioIds.has('1')) {
   // Admin connections count the Redis commands each contender sends per pair.
   const admins = nodes.map((n) => new Redis({ host: n.host, port: n.port, ...auth(n) }));
   for (const a of admins) a.on('error', () => {});
-  const probe = () => commandCalls(admins).catch(() => null);
+  // Bounded: a node that dies mid-run must cost a missing count, not a hung run.
+  const probe = () => {
+    let timer;
+    return Promise.race([
+      commandCalls(admins),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, 5000, null);
+      }),
+    ])
+      .catch(() => null)
+      .finally(() => clearTimeout(timer));
+  };
   await interleaved('sequential', contenders, '1 sequential', (c, rep) =>
     withInstance(c, nodes, (inst) =>
       sequential(inst, { key: `${prefix}s1:${c.id}:${rep}`, ...plan.seq, progress, probe }),
@@ -445,7 +517,7 @@ async function sweep() {
 
 progress.end();
 proxies?.stop();
-if (args.nodes) progress.note(`removed ${await sweep()} keys this run left on the given nodes`);
+if (givenNodes) progress.note(`removed ${await sweep()} keys this run left on the given nodes`);
 else killAll();
 
 // ---- aggregate, report ------------------------------------------------------------
