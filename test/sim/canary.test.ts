@@ -16,7 +16,7 @@ describe('canaries: runs outside the assumptions', () => {
     'clock-rate': "the holder's clock runs slower than driftFactor allows",
   };
   for (const kind of CANARIES) {
-    it(`detects the overlap when ${because[kind]}, while fencing still holds`, async () => {
+    it(`${kind}: detects the overlap when ${because[kind]}, while fencing still holds`, async () => {
       await fc.assert(
         fc.asyncProperty(canaryScenario(kind), async (s) => {
           const r = await runScenario(s);
