@@ -31,7 +31,7 @@ describe('canaries: runs outside the assumptions', () => {
             ).toBe(true);
           }
         }),
-        simParameters(25),
+        simParameters(50),
       );
     }, 120_000);
   }

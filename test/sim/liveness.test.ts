@@ -11,7 +11,7 @@ describe('liveness with a healthy majority and no contention (I4)', () => {
         const r = await runScenario(s);
         expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
       }),
-      simParameters(80),
+      simParameters(200),
     );
   }, 300_000);
 
@@ -21,7 +21,7 @@ describe('liveness with a healthy majority and no contention (I4)', () => {
         const r = await runScenario(s);
         expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
       }),
-      simParameters(150),
+      simParameters(300),
     );
   }, 300_000);
 });

@@ -128,6 +128,20 @@ describe('SimServer scripts (the decisions of src/scripts/*.lua)', () => {
     expect(read.value).toEqual({ value: 'p.0', pttl: 970, fence: 5000 });
   });
 
+  it('seeds a counter lost since phase 1 from server TIME in phase 2, never from the token alone', async () => {
+    const w = world({ wallOffset: 0 });
+    w.at(0, () => w.acquire('p.0', 'p', 10_000));
+    // The node loses its data, keys and counters, and comes back at once.
+    w.sched.at(5, 'world', () => w.server.crash(false));
+    w.sched.at(6, 'world', () => w.server.restart());
+    const low = w.at(20, () => w.node.fenceSync(K, F, 'p.0', [7], never));
+    const read = w.at(30, () => w.node.inspect(K[0]!, F[0]!, never));
+    await w.sched.run();
+    expect(low.value).toBe(false);
+    // Reached the server at true 21 ms: TIME reads 21 000 µs, above the token.
+    expect(read.value).toEqual({ value: null, pttl: -2, fence: 21_000 });
+  });
+
   it('rejects a ttl Redis would reject, writing nothing', async () => {
     const w = world();
     const bad = w.at(0, () => w.acquire('p.0', 'p', 0));

@@ -11,7 +11,7 @@ describe('inside the safety assumptions (node faults, partitions, pauses, bounde
         const r = await runScenario(s);
         expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
       }),
-      simParameters(120),
+      simParameters(300),
     );
   }, 300_000);
 
@@ -21,7 +21,7 @@ describe('inside the safety assumptions (node faults, partitions, pauses, bounde
         const r = await runScenario(s);
         expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
       }),
-      simParameters(30),
+      simParameters(80),
     );
   }, 300_000);
 
