@@ -79,4 +79,115 @@ describe('regressions found by the simulation', () => {
     const r = await runScenario(s);
     expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
   });
+
+  it('keeps the keys of a lock declared lost while an extend was in flight until its old validity ends (I1)', async () => {
+    // c0's extend round lands on a quorum just after the lost-lock timer fired
+    // (it fires a little before the validity deadline). The lock is lost for
+    // c0, but its validity still stands; the library once deleted the keys at
+    // once to undo the late extend, and c2 acquired while c0's validity ran.
+    const s: Scenario = {
+      seed: 0,
+      options: {
+        ttl: 150,
+        nodeTimeout: 8,
+        driftFactor: 0.01,
+        driftMs: 2,
+        retry: { minDelay: 1, maxDelay: 1, factor: 2 },
+      },
+      nodes: [
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 1.00084 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+      ],
+      clients: [
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 0.1, replyDelay: 0.4, jitter: 0 },
+          startAt: 0,
+          program: [
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 0,
+              hold: 400,
+              writes: 0,
+              think: 0,
+              extend: { at: 0.11, ttl: 100 },
+            },
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 147,
+              hold: 666,
+              writes: 0,
+              think: 0,
+              ttl: 367,
+              extend: { at: 0.51 },
+            },
+          ],
+          links: { '2': { requestDelay: 0.1, replyDelay: 0.1, jitter: 0.8 } },
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 0.2, replyDelay: 0.1, jitter: 0 },
+          startAt: 5,
+          program: [
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 142,
+              hold: 264,
+              writes: 0,
+              think: 188,
+              ttl: 274,
+            },
+            { kind: 'acquire', resources: ['a'], wait: 152, hold: 0, writes: 0, think: 0 },
+          ],
+          links: {
+            '0': { requestDelay: 1.5, replyDelay: 0.3, jitter: 0.8 },
+            '2': { requestDelay: 1.2, replyDelay: 1.8, jitter: 1.5 },
+            '4': { requestDelay: 1.6, replyDelay: 0.1, jitter: 1.1 },
+          },
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 0.1, replyDelay: 0.1, jitter: 0 },
+          startAt: 71,
+          program: [
+            {
+              kind: 'acquire',
+              resources: ['b'],
+              wait: 0,
+              hold: 410,
+              writes: 0,
+              think: 4,
+              ttl: 100,
+            },
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 282,
+              hold: 0,
+              writes: 0,
+              think: 0,
+              abandon: true,
+            },
+          ],
+          links: {
+            '1': { requestDelay: 0.1, replyDelay: 2.6, jitter: 0.4 },
+            '3': { requestDelay: 0.1, replyDelay: 0.1, jitter: 0 },
+          },
+        },
+      ],
+      faults: [
+        { at: 405, kind: 'down', node: 0, duration: 184 },
+        { at: 405, kind: 'delay', node: 0, client: 0, extra: 2, duration: 362 },
+      ],
+      probes: true,
+    };
+    const r = await runScenario(s);
+    expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
+  });
 });
