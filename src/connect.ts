@@ -13,6 +13,9 @@ export type NodeSpec = string | Redis | Cluster;
 
 interface ParsedUrl {
   readonly url: string;
+  /** host:port: one Redis server, whatever its database. */
+  readonly server: string;
+  /** The node's label: host:port, plus /db when not 0. */
   readonly id: string;
 }
 
@@ -27,9 +30,13 @@ export function checkNodeSpecs(nodes: unknown): readonly NodeSpec[] {
   const instances = new Set<unknown>();
   for (const [i, node] of nodes.entries()) {
     if (typeof node === 'string') {
-      const { id } = parseUrl(node, i);
-      if (ids.has(id)) throw new InvalidArgumentError(`nodes[${i}] (${id}) is listed twice`);
-      ids.add(id);
+      const { server } = parseUrl(node, i);
+      if (ids.has(server)) {
+        throw new InvalidArgumentError(
+          `nodes[${i}] names server ${server} again; every node must be its own Redis master (two databases of one server are not independent)`,
+        );
+      }
+      ids.add(server);
     } else if (node instanceof Redis || node instanceof Cluster || isRedisLike(node)) {
       if (instances.has(node))
         throw new InvalidArgumentError(`nodes[${i}] is the same instance as an earlier node`);
@@ -91,7 +98,8 @@ function parseUrl(text: string, index: number): ParsedUrl {
     );
   }
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  return { url: text, id: `${host}:${port}${db === 0 ? '' : `/${db}`}` };
+  const server = `${host}:${port}`;
+  return { url: text, server, id: db === 0 ? server : `${server}/${db}` };
 }
 
 function isRedisLike(node: unknown): node is Redis {
