@@ -116,7 +116,7 @@ function quorumlock({ fencing }) {
     label: fencing ? 'quorumlock (fencing on)' : 'quorumlock (fencing off)',
     kind: 'quorumlock',
     pkg: null,
-    settings: `new Redlock(urls, { ttl, fencing: ${fencing} }), library defaults otherwise (nodeTimeout ttl/100 in [50, 1000], retry 10–250 ms full jitter + release notices); acquire(key, { ttl, signal })`,
+    settings: `new Redlock(urls, { ttl, fencing: ${fencing} }), library defaults otherwise (nodeTimeout ttl/100 in [50, 1000], retry 10–250 ms full jitter, woken once a quorum of nodes announced the release); acquire(key, { ttl, signal })`,
     roundCounter: (resource) => quorumlockRoundCounter(resource),
     async create({ nodes, ttl }) {
       const { Redlock } = await loadQuorumlock();
