@@ -567,9 +567,11 @@ export class Redlock {
   }
 
   /**
-   * Undoes a failed round on every node. The release goes out at once on each
-   * node's connection, behind the acquire call, so it also undoes a yes that
-   * has not arrived yet; a yes that arrives after all is released again.
+   * Undoes a failed round on every node that may hold our value: all but
+   * those that answered "taken" (the script writes nothing then). The release
+   * goes out at once on each node's connection, behind the acquire call, so it
+   * also undoes a yes that has not arrived yet; a yes that arrives after all is
+   * released again.
    */
   #undo(
     a: AcquireSettings,
@@ -590,7 +592,8 @@ export class Redlock {
           judge: () => ({ yes: true, status: 'released' }),
         }).then((r) => r.settled),
       );
-    release(this.#nodes);
+    const mayHold = this.#nodes.filter((_, i) => round.outcomes[i]?.status !== 'taken');
+    if (mayHold.length > 0) release(mayHold);
     this.#track(
       round.settled.then(({ replies }) => {
         const late = [...replies.keys()]
