@@ -190,4 +190,100 @@ describe('regressions found by the simulation', () => {
     const r = await runScenario(s);
     expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
   });
+
+  it('does not let a second fault restart a node early that lost its data (simulation harness)', async () => {
+    // Found by the soak. Node 1 crashes losing its data, to restart in 341 ms
+    // (longer than any key lives); 1 ms later a second crash fault, a no-op on
+    // a node already down, restarted it after 1 ms: an empty node back at
+    // once, the crash-restart canary's broken assumption, inside a run meant
+    // to keep them. The second client then got "a" on a majority including the
+    // emptied node while the first still held it: I1 fired. A fault on a node
+    // that is already down now does nothing.
+    const fast = { requestDelay: 0.1, replyDelay: 0.1, jitter: 0 };
+    const s: Scenario = {
+      seed: 0,
+      options: {
+        ttl: 150,
+        nodeTimeout: 8,
+        ...OPTIONS,
+        retry: { minDelay: 1, maxDelay: 1, factor: 2 },
+      },
+      nodes: [0, 1, 2, 3, 4].map(() => ({ clock: { wallOffset: 1700000000000, rate: 1 } })),
+      clients: [
+        {
+          clock: { offset: 0, rate: 1 },
+          link: fast,
+          startAt: 0,
+          program: [
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 0,
+              hold: 0,
+              writes: 0,
+              think: 0,
+              abandon: true,
+            },
+          ],
+          links: { 4: fast },
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: fast,
+          startAt: 0,
+          program: [{ kind: 'acquire', resources: ['a'], wait: 0, hold: 0, writes: 0, think: 0 }],
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 0.1, replyDelay: 0.7, jitter: 0 },
+          startAt: 0,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 138, hold: 0, writes: 0, think: 2 },
+            {
+              kind: 'acquire',
+              resources: ['a', 'b'],
+              wait: 9,
+              hold: 0,
+              writes: 0,
+              think: 0,
+              ttl: 331,
+              abandon: true,
+            },
+          ],
+          links: {
+            0: fast,
+            1: { requestDelay: 0.4, replyDelay: 0.1, jitter: 0.2 },
+            4: { requestDelay: 0.9, replyDelay: 0.1, jitter: 0 },
+          },
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: fast,
+          startAt: 8,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 142, hold: 0, writes: 0, think: 0 },
+            { kind: 'acquire', resources: ['a'], wait: 0, hold: 0, writes: 0, think: 1 },
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 2,
+              hold: 0,
+              writes: 0,
+              think: 0,
+              extend: { at: 0 },
+            },
+          ],
+          links: { 1: fast, 2: fast, 3: { requestDelay: 0.1, replyDelay: 0.1, jitter: 0.3 } },
+        },
+      ],
+      faults: [
+        { at: 153, kind: 'crash', node: 1, keepData: false, restartAfter: 341 },
+        { at: 154, kind: 'crash', node: 1, keepData: true, restartAfter: 1 },
+      ],
+      probes: true,
+    };
+    const r = await runScenario(s);
+    expect(r.stats.faults).toEqual({ 'crash (data lost)': 1 });
+    expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
+  });
 });

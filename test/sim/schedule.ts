@@ -6,7 +6,15 @@
  */
 import fc from 'fast-check';
 import type { LinkSpec } from './node.js';
-import type { ClientSetup, Fault, NodeSetup, Op, Scenario, ScenarioOptions } from './world.js';
+import {
+  type ClientSetup,
+  type Fault,
+  horizonOf,
+  type NodeSetup,
+  type Op,
+  type Scenario,
+  type ScenarioOptions,
+} from './world.js';
 
 /** Largest clock rate error of any party in runs inside the assumptions (driftFactor 0.01 covers 2×). */
 export const MAX_RATE_ERROR = 0.004;
@@ -186,12 +194,15 @@ const rawFault = (nodes: number, clients: number): fc.Arbitrary<Fault> => {
 
 /**
  * Fits faults to the assumptions: a node that loses its data stays down
- * longer than any key can live (and longer than node clocks can disagree, for
- * the fence seeds), and a node's wall clock steps forward by at most driftMs
- * in total.
+ * longer than any key can live, and longer than node wall clocks can
+ * disagree (so fence counters it re-seeds from TIME start above every token
+ * issued before); a node's wall clock steps forward by at most driftMs in
+ * total.
  */
 function constrain(s: Scenario): Scenario {
-  const floor = Math.ceil(maxTtlOf(s) * (1 + 3 * MAX_RATE_ERROR)) + 5;
+  const backward = s.faults.filter((f) => f.kind === 'nodeClockStep' && f.ms < 0).length;
+  const spread = nodeClockSpread(horizonOf(s) + 4 * maxTtlOf(s), MAX_RATE_ERROR) + 2 * backward;
+  const floor = Math.ceil(Math.max(maxTtlOf(s) * (1 + 3 * MAX_RATE_ERROR), spread)) + 5;
   const forward = new Map<number, number>();
   const faults = [...s.faults]
     .sort((a, b) => a.at - b.at)

@@ -299,12 +299,17 @@ async function run(s: Scenario): Promise<RunResult> {
       const c = 'client' in f ? clients[f.client] : undefined;
       if (('node' in f && !srv) || ('client' in f && !c)) return;
       switch (f.kind) {
+        // A node that is already down stays down until the fault that took it
+        // down restarts it: an early restart would bring back an empty node
+        // before its keys could have expired, outside the assumptions.
         case 'down':
+          if (!srv!.up) break;
           count('down');
           srv!.crash(true);
           sched.after(f.duration, 'world', () => srv!.restart());
           break;
         case 'crash':
+          if (!srv!.up) break;
           count(f.keepData ? 'crash (data kept)' : 'crash (data lost)');
           srv!.crash(f.keepData);
           sched.after(f.restartAfter, 'world', () => srv!.restart());
