@@ -17,7 +17,11 @@ export interface FaultProxy {
   hold(): void;
   /** Ends hold(): delivers the held bytes now, late. */
   flush(): void;
-  /** While on, swallows bytes (and end-of-stream) silently; connections stay open. */
+  /**
+   * While on, swallows bytes (and end-of-stream) silently; connections stay
+   * open. Turning it off resets the connections that lost bytes: a TCP stream
+   * never silently drops data, so they cannot go on in step.
+   */
   blackhole(on: boolean): void;
   /** Ends every current connection gracefully (FIN on both sides); pending bytes are discarded. */
   drop(): void;
@@ -71,6 +75,7 @@ export async function startProxy(target: { host: string; port: number }): Promis
       each((c) => c.pump());
     },
     blackhole(on) {
+      if (!on && faults.blackholed) each((c) => c.reset());
       faults.blackholed = on;
     },
     drop() {
