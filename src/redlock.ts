@@ -204,6 +204,8 @@ export class Redlock {
     }
     if (typeof fn !== 'function')
       throw new InvalidArgumentError('using() needs a function to run under the lock');
+    // Check the caller's options as given, before `renew` is forced on.
+    resolveAcquire(resources, options, this.settings, Number.POSITIVE_INFINITY);
     const lock = await this.acquire(resources, { ...options, renew: true });
     let result: T;
     try {
