@@ -119,7 +119,11 @@ describe('acquire and release', () => {
     const handoff = performance.now() - releasedAt;
     // The holder's key would have lived 20 s more: the waiter heard the release.
     expect(handoff).toBeLessThan(2_000);
-    expect(await lockValues('r')).toEqual(Array(5).fill(lock.value));
+    // Held on a quorum at least; a node whose release had not landed when the
+    // waiter's round reached it answered "taken" and is now simply free.
+    const values = await lockValues('r');
+    expect(values.filter((v) => v === lock.value).length).toBeGreaterThanOrEqual(3);
+    expect(values.every((v) => v === lock.value || v === null)).toBe(true);
     await lock.release();
   });
 
