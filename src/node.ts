@@ -5,6 +5,7 @@
  */
 import type { Cluster, Redis } from 'ioredis';
 import { raceSignal } from './abort.js';
+import { recordRtt } from './latency.js';
 import { type Script, scripts } from './scripts/index.js';
 
 /** What an acquire call asks of one node. */
@@ -266,8 +267,12 @@ export class RedisNode implements LockNode {
       throw new NodeUnavailableError(`${this.id} has ${this.#inFlight} calls in flight`);
     }
     this.#inFlight++;
+    const sentAt = performance.now();
     try {
-      return await this.client.evalsha(script.sha, keys.length, ...keys, ...args);
+      const reply = await this.client.evalsha(script.sha, keys.length, ...keys, ...args);
+      // Late replies count too: they teach the default nodeTimeout how far this node is.
+      recordRtt(this, performance.now() - sentAt);
+      return reply;
     } catch (err) {
       if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
       return await this.client.eval(script.lua, keys.length, ...keys, ...args);

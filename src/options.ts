@@ -22,7 +22,11 @@ export interface RedlockOptions {
   readonly driftFactor?: number;
   /** Fixed clock drift allowance, ms. Default 2. */
   readonly driftMs?: number;
-  /** Deadline of each call to one node, ms. Default ttl/100 clamped to [50, 1000]. */
+  /**
+   * Deadline of each call to one node, ms. Default: learned per node from its
+   * measured round trips (2 × (smoothed RTT + 4 × deviation), at least 50 ms;
+   * 1 s before the first reply), the slowest node's, at most ttl/4.
+   */
   readonly nodeTimeout?: number;
   /** Nodes that must agree. Default ⌊N/2⌋+1; values ≤ N/2 are rejected. */
   readonly quorum?: number;
@@ -90,15 +94,8 @@ const REDLOCK_KEYS = [
 const ACQUIRE_KEYS = ['ttl', 'wait', 'signal', 'renew', 'onLost'];
 const RETRY_KEYS = ['minDelay', 'maxDelay', 'factor'];
 
-/**
- * The per-call deadline derived from ttl: ttl/100 clamped to [50, 1000] ms.
- * The floor keeps an event-loop hiccup on a busy client from failing calls to
- * healthy nodes; rounds decide at quorum, so a dead node costs nothing until
- * a majority needs it.
- */
-export function defaultNodeTimeout(ttl: number): number {
-  return Math.min(1000, Math.max(50, Math.round(ttl / 100)));
-}
+/** The default per-call deadline, learned from each node's round trips (see latency.ts). */
+export { defaultNodeTimeout } from './latency.js';
 
 /** Validates instance options for `nodeCount` nodes and fills in defaults. */
 export function resolveSettings(options: unknown, nodeCount: number): Settings {

@@ -325,7 +325,7 @@ export class Redlock {
   }
 
   #timeout(ttl: number): number {
-    return this.settings.nodeTimeout ?? defaultNodeTimeout(ttl);
+    return this.settings.nodeTimeout ?? defaultNodeTimeout(this.#nodes, ttl);
   }
 
   #track<T>(promise: Promise<T>): Promise<T> {

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/errors.js';
 import {
-  defaultNodeTimeout,
   MAX_TTL,
   resolveAcquire,
   resolveResources,
@@ -168,16 +167,6 @@ describe('resolveSettings', () => {
     rejects(() => resolveSettings({ ttl: -5 }, 3), /got -5/);
     rejects(() => resolveSettings({ ttl: '100' }, 3), /got "100"/);
     rejects(() => resolveSettings({ quorum: 1 }, 3), /got 1$/);
-  });
-});
-
-describe('defaultNodeTimeout', () => {
-  it('is ttl/100 clamped to [50, 1000] ms', () => {
-    expect(defaultNodeTimeout(1)).toBe(50);
-    expect(defaultNodeTimeout(5_000)).toBe(50);
-    expect(defaultNodeTimeout(30_000)).toBe(300);
-    expect(defaultNodeTimeout(100_000)).toBe(1000);
-    expect(defaultNodeTimeout(MAX_TTL)).toBe(1000);
   });
 });
 
