@@ -12,7 +12,8 @@ export type LockErrorCode =
   | 'ERR_LOCK_ACQUIRE_TIMEOUT'
   | 'ERR_LOCK_LOST'
   | 'ERR_LOCK_INVALID_ARGUMENT'
-  | 'ERR_LOCK_CLOSED';
+  | 'ERR_LOCK_CLOSED'
+  | 'ERR_LOCK_DRIVER_MISSING';
 
 /** Base class of every error quorumlock raises. */
 export class LockError extends Error {
@@ -110,6 +111,21 @@ export class InvalidArgumentError extends LockError {
 export class ClosedError extends LockError {
   constructor() {
     super('ERR_LOCK_CLOSED', 'this Redlock instance is closed; create a new one');
+  }
+}
+
+/** A backend's driver package is not installed; the message names the package to install. */
+export class MissingDriverError extends LockError {
+  /** The npm package to install, such as `pg` or `mysql2`. */
+  readonly packageName: string;
+
+  constructor(packageName: string, backend: string, cause?: unknown) {
+    super(
+      'ERR_LOCK_DRIVER_MISSING',
+      `the ${backend} backend needs the "${packageName}" package: run \`npm install ${packageName}\``,
+      { cause },
+    );
+    this.packageName = packageName;
   }
 }
 

@@ -12,11 +12,20 @@ export {
   type LockErrorCode,
   LockLostError,
   LockTakenError,
+  MissingDriverError,
   QuorumError,
 } from './errors.js';
 export * from './guard.js';
 export { Leader, type LeaderOptions, type LeaderRoutine } from './leader.js';
 export { Lock } from './lock.js';
 export type { AcquireOptions, RedlockOptions, RetryOptions } from './options.js';
+export {
+  connect,
+  type LockProvider,
+  type LockState,
+  type ProviderOptions,
+  type ProviderRoutine,
+  type ProviderSettings,
+} from './provider.js';
 export type { NodeOutcome, NodeStatus } from './quorum.js';
 export { type NodeState, Redlock, type ResourceState, type UsingRoutine } from './redlock.js';

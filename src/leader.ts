@@ -9,10 +9,10 @@ import { sleep } from './clock.js';
 import { ClosedError, InvalidArgumentError, LockLostError } from './errors.js';
 import type { Lock } from './lock.js';
 import { resolveTtl, show } from './options.js';
-import type { Redlock } from './redlock.js';
+import type { LockProvider } from './provider.js';
 import { backoffDelay } from './waiting.js';
 
-/** Options of `redlock.leader`. Durations are milliseconds. */
+/** Options of `provider.leader`. Durations are milliseconds. */
 export interface LeaderOptions {
   /** Time to live of the leadership lock, ms; it is renewed about every ttl/3. Default: the instance's ttl. */
   readonly ttl?: number;
@@ -20,7 +20,7 @@ export interface LeaderOptions {
   readonly onElected?: (lock: Lock) => void;
   /**
    * Called once per term when leadership ends (lost, resigned by `stop()`, the
-   * routine failed, or the Redlock closed), with the reason the routine's signal carries.
+   * routine failed, or the provider closed), with the reason the routine's signal carries.
    */
   readonly onLost?: (reason: LockLostError) => void;
   /**
@@ -41,12 +41,16 @@ const OPTION_KEYS = ['ttl', 'onElected', 'onLost', 'onError'];
 
 /**
  * A running campaign for leadership of one resource. It campaigns until
- * `stop()` or until its Redlock closes; it never rejects or throws from the
+ * `stop()` or until its provider closes; it never rejects or throws from the
  * background.
  */
 export class Leader implements AsyncDisposable {
-  /** The Redlock this campaign runs on. */
-  readonly redlock: Redlock;
+  /** The provider this campaign runs on. */
+  readonly provider: LockProvider;
+  /** The provider this campaign runs on (the name from when it ran only on Redlock). */
+  get redlock(): LockProvider {
+    return this.provider;
+  }
   /** The resource whose lock is the leadership. */
   readonly resource: string;
   /** The options given. */
@@ -58,8 +62,13 @@ export class Leader implements AsyncDisposable {
   #lock: Lock | undefined;
   #failures = 0;
 
-  /** @internal Made by `redlock.leader`; throws InvalidArgumentError on bad input, before any I/O. */
-  constructor(redlock: Redlock, resource: string, options: LeaderOptions, routine: LeaderRoutine) {
+  /** @internal Made by `provider.leader`; throws InvalidArgumentError on bad input, before any I/O. */
+  constructor(
+    provider: LockProvider,
+    resource: string,
+    options: LeaderOptions,
+    routine: LeaderRoutine,
+  ) {
     if (typeof resource !== 'string' || resource.length === 0) {
       throw new InvalidArgumentError(
         `leader resource must be a non-empty string, got ${show(resource)}`,
@@ -85,11 +94,11 @@ export class Leader implements AsyncDisposable {
     if (typeof routine !== 'function') {
       throw new InvalidArgumentError(`leader() needs a routine to run while elected`);
     }
-    this.redlock = redlock;
+    this.provider = provider;
     this.resource = resource;
     this.options = options;
     this.#routine = routine;
-    this.#ttl = resolveTtl(options.ttl, redlock.settings.ttl);
+    this.#ttl = resolveTtl(options.ttl, provider.settings.ttl);
     this.#done = this.#campaign().catch((err: unknown) => {
       // Nobody awaits a campaign that ends by itself: it must never reject.
       process.emitWarning(`quorumlock leader campaign ended unexpectedly: ${String(err)}`);
@@ -108,7 +117,7 @@ export class Leader implements AsyncDisposable {
 
   /**
    * Resolves once the campaign has ended for good — after `stop()` or when the
-   * Redlock closed — and the last routine has returned. Never rejects.
+   * provider closed — and the last routine has returned. Never rejects.
    */
   get done(): Promise<void> {
     return this.#done;
@@ -136,7 +145,7 @@ export class Leader implements AsyncDisposable {
     while (!stop.aborted) {
       let lock: Lock;
       try {
-        lock = await this.redlock.acquire(this.resource, {
+        lock = await this.provider.acquire(this.resource, {
           ttl: this.#ttl,
           renew: true,
           signal: stop,
@@ -194,15 +203,15 @@ export class Leader implements AsyncDisposable {
     } finally {
       this.#stop.signal.removeEventListener('abort', resign);
       // Resign only a lock we still hold: a lost lock expires on its own, and a
-      // Redlock that closed has no connections left to release it with.
+      // provider that closed has no connections left to release it with.
       if (lock.held) await lock.release().catch(() => {});
     }
   }
 
   /** Waits a backoff step before the next campaign round; returns early on stop. */
   async #pause(): Promise<void> {
-    const delay = backoffDelay(this.#failures++, this.redlock.settings.retry);
-    await sleep(this.redlock.clock, delay, this.#stop.signal).catch(() => {});
+    const delay = backoffDelay(this.#failures++, this.provider.settings.retry);
+    await sleep(this.provider.clock, delay, this.#stop.signal).catch(() => {});
   }
 
   #resigned(): LockLostError {

@@ -204,10 +204,13 @@ export class Lock implements AsyncDisposable {
     return Math.max(0, Math.min(this.#ttl / 3, this.remaining() / 2));
   }
 
-  /** Ends the lock without releasing it (its Redlock is closing). @internal */
-  abandon(reason: string): void {
+  /**
+   * Ends the lock without releasing it: its provider is closing, or its
+   * backend saw the hold end (session closed). @internal
+   */
+  abandon(reason: string, cause?: unknown): void {
     this.#stop();
-    this.#lose(new LockLostError(this.resources, reason));
+    this.#lose(new LockLostError(this.resources, reason, cause));
   }
 
   #scheduleRenewal(delay: number): void {
