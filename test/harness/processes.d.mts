@@ -19,3 +19,27 @@ export function stopChild(
   child: ChildProcess & { exited: Promise<unknown> },
   signal?: NodeJS.Signals,
 ): Promise<void>;
+
+/** A running database server of the harness (PostgreSQL or MariaDB). */
+export interface DatabaseServer {
+  readonly host: '127.0.0.1';
+  readonly port: number;
+  /** A URL with all privileges and no password. */
+  readonly url: string;
+  /** The temp dir holding the data and the server's socket. */
+  readonly dir: string;
+  /** The server's pid (PostgreSQL: the postmaster, leader of its backends' process group). */
+  readonly pid: number;
+  /** SIGSTOP (PostgreSQL: to every backend too): connections stay open, nothing is answered. */
+  pause(): void;
+  /** SIGCONT. */
+  resume(): void;
+  /** SIGKILL; resolves once exited. */
+  kill(): Promise<void>;
+  /** Kills the server and starts it again on the same port with the same data. */
+  restart(): Promise<void>;
+  /** Runs SQL as the superuser; resolves with its trimmed output. */
+  sql(text: string): Promise<string>;
+  /** Shutdown and removal of the data; safe to call twice. */
+  stop(): Promise<void>;
+}
