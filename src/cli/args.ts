@@ -60,8 +60,9 @@ export function parsePositiveInt(text: string, flag: string): number {
 /**
  * The node list from `--nodes` or, when that is absent, the
  * QUORUMLOCK_NODES environment variable: comma-separated `redis://` or
- * `rediss://` URLs, or `host:port` shorthands (read as `redis://host:port`).
- * Throws UsageError when neither gives any node or an entry is malformed.
+ * `rediss://` URLs, as the library takes them (a bare `host:port` is refused,
+ * as the library refuses it). Throws UsageError when neither gives any node or
+ * an entry is malformed.
  */
 export function resolveNodes(flag: string | undefined, env: NodeJS.ProcessEnv): string[] {
   const source = flag ?? env.QUORUMLOCK_NODES;
@@ -80,7 +81,13 @@ export function resolveNodes(flag: string | undefined, env: NodeJS.ProcessEnv): 
 }
 
 function normalizeNode(entry: string, from: string): string {
-  const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(entry) ? entry : `redis://${entry}`;
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(entry)) {
+    const shown = redactUrl(`redis://${entry}`);
+    throw new UsageError(
+      `${from}: "${shown.slice('redis://'.length)}" has no scheme; write ${shown} (or rediss:// for TLS)`,
+    );
+  }
+  const url = entry;
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -168,7 +175,8 @@ export const LOCK_OPTIONS = {
 
 /** The help lines of LOCK_OPTIONS. */
 export const LOCK_OPTIONS_HELP = `${NODE_OPTIONS_HELP.replace(/\n {2}-h, --help.*$/, '')}
-  --node-timeout D    deadline of each call to one node (default: ttl/100, 50ms to 1s)
+  --node-timeout D    deadline of each call to one node (default: learned from
+                      each node's round trips, 1s until measured, at most ttl/4)
   -h, --help          show this help`;
 
 /** Where and how to reach the nodes, from NODE_OPTIONS (or LOCK_OPTIONS) values. */

@@ -33,7 +33,8 @@ export const EXIT_CODE_HELP = `Exit codes:
   1    a check failed (doctor) or an unexpected error
   64   usage error: bad option, duration or node URL
   69   no quorum: too few Redis nodes reachable
-  75   could not acquire the lock within --wait (held by another)
+  75   could not acquire the lock within --wait (held by another);
+       run --conflict-exit-code N makes this N
   76   the lock was lost while the child ran; the child was terminated
   128+N  run: the child died of signal N`;
 

@@ -43,6 +43,10 @@ Options:
                       0 (default: fail at once), a duration, or forever
   --grace DURATION    time between SIGTERM and SIGKILL when the lock is being
                       lost (default 5s, at most a quarter of --ttl)
+  --conflict-exit-code N
+                      exit N instead of 75 when the lock is held by another
+                      (like flock -E), so it cannot be mistaken for the
+                      command's own exit code; 0 to 255
   --log text|json     report lock events (acquired, extended, lost, ...) on stderr
   -v, --verbose       same as --log text
 ${LOCK_OPTIONS_HELP}
@@ -61,6 +65,7 @@ const RUN_OPTIONS = {
   ttl: { type: 'string' },
   wait: { type: 'string' },
   grace: { type: 'string' },
+  'conflict-exit-code': { type: 'string' },
   log: { type: 'string' },
   verbose: { type: 'boolean', short: 'v' },
 } as const;
@@ -74,6 +79,8 @@ export interface RunPlan {
   /** ms; Infinity waits without limit. */
   readonly wait: number;
   readonly grace: number;
+  /** Exit code when the lock is held by another (`--conflict-exit-code`, default 75). */
+  readonly conflictExitCode: number;
   readonly log: 'none' | 'text' | 'json';
   readonly urls: string[];
   readonly quorum: number | undefined;
@@ -114,6 +121,9 @@ export function parseRunArgs(argv: readonly string[], env: NodeJS.ProcessEnv): R
     // Renewal runs every ttl/3; a longer grace would stop healthy children between renewals.
     throw new UsageError(`--grace ${grace} ms must be at most a quarter of --ttl (${ttl} ms)`);
   }
+  const conflict = values['conflict-exit-code'];
+  const conflictExitCode =
+    conflict === undefined ? ExitCode.notAcquired : parseExitCode(conflict, '--conflict-exit-code');
   let log: RunPlan['log'] = values.verbose ? 'text' : 'none';
   if (values.log !== undefined) {
     if (values.log !== 'text' && values.log !== 'json') {
@@ -129,9 +139,18 @@ export function parseRunArgs(argv: readonly string[], env: NodeJS.ProcessEnv): R
     ttl,
     wait,
     grace,
+    conflictExitCode,
     log,
     ...nodes,
   };
+}
+
+/** Parses an exit status, 0 to 255; throws UsageError naming `flag` otherwise. */
+function parseExitCode(text: string, flag: string): number {
+  if (!/^\d{1,3}$/.test(text.trim()) || Number(text) > 255) {
+    throw new UsageError(`${flag}: "${text}" is not an exit status from 0 to 255`);
+  }
+  return Number(text);
 }
 
 /** Pause before another try after a round that could not reach a quorum, ms. */
@@ -155,10 +174,11 @@ export async function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv
     if (typeof lock === 'number') return lock;
     return await supervise(lock, plan, env, log);
   } catch (err) {
-    const code = exitCodeFor(err);
+    const reason = exitCodeFor(err);
+    const code = reason === ExitCode.notAcquired ? plan.conflictExitCode : reason;
     // The library counts the last try's budget; the user asked for --wait as a whole.
     const message =
-      code === ExitCode.notAcquired
+      reason === ExitCode.notAcquired
         ? `"${plan.resource}" is held by another holder; gave up after --wait ${plan.wait} ms`
         : err instanceof Error
           ? err.message
@@ -211,11 +231,11 @@ async function acquireInterruptibly(
         continue;
       }
       if (lock === null) {
-        log('busy', { resource: plan.resource, exit: ExitCode.notAcquired });
+        log('busy', { resource: plan.resource, exit: plan.conflictExitCode });
         process.stderr.write(
           `quorumlock: "${plan.resource}" is held by another holder; not running the command (use --wait to wait)\n`,
         );
-        return ExitCode.notAcquired;
+        return plan.conflictExitCode;
       }
       return lock;
     }
@@ -254,7 +274,8 @@ async function supervise(
   if (plan.log !== 'none') diagnostics.subscribe(channels.extend, onExtend);
 
   const child = spawnChild(plan, env, fence);
-  log('started', { pid: child.pid, command: plan.command });
+  // `pid` of every log line is quorumlock's own; the command's is `childPid`.
+  log('started', { childPid: child.pid, command: plan.command });
 
   let terminating: string | undefined;
   let cancelKill: (() => void) | undefined;
@@ -322,7 +343,7 @@ async function supervise(
   if (terminating === undefined && (!lock.held || lock.remaining() <= 0)) {
     terminating = lock.held ? 'the lock expired while the command ran' : 'lock lost';
   }
-  log('exited', { code: result.code, signal: result.signal, pid: child.pid });
+  log('exited', { code: result.code, signal: result.signal, childPid: child.pid });
 
   try {
     await lock.release();

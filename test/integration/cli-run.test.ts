@@ -182,6 +182,50 @@ describe('quorumlock run', () => {
     }
   });
 
+  it('exits with --conflict-exit-code instead of 75 when another holds the lock, never the command', async () => {
+    const marker = join(dir, 'ran-conflict');
+    const held = await redlock.acquire('conflict-code', { ttl: 30_000 });
+    try {
+      const args = ['--conflict-exit-code', '3', '--log', 'json'];
+      const now = await cli(['run', ...args, 'conflict-code', '--', 'touch', marker], env);
+      expect(now.code).toBe(3);
+      expect(events(now.stderr)).toContainEqual(
+        expect.objectContaining({ event: 'busy', exit: 3 }),
+      );
+      const waited = await cli(
+        ['run', ...args, '--wait', '300ms', 'conflict-code', '--', 'touch', marker],
+        env,
+      );
+      expect(waited.code).toBe(3);
+      expect(events(waited.stderr).at(-1)).toMatchObject({ event: 'error', exit: 3 });
+      expect(existsSync(marker)).toBe(false);
+    } finally {
+      await held.release();
+    }
+    // The command's own codes pass through unchanged, 75 included.
+    const own = await cli(
+      ['run', '--conflict-exit-code', '3', 'conflict-code', '--', NODE, '-e', 'process.exit(75)'],
+      env,
+    );
+    expect(own.code).toBe(75);
+  });
+
+  it("carries quorumlock's own pid on every JSON log line and the command's as childPid", async () => {
+    const running = start(
+      ['run', '--log', 'json', 'log-pids', '--', NODE, '-e', 'console.log(process.pid)'],
+      env,
+    );
+    const r = await running.result;
+    expect(r.code).toBe(0);
+    const log = events(r.stderr);
+    expect(log.length).toBeGreaterThan(3);
+    for (const e of log) expect(e.pid).toBe(running.child.pid);
+    const childPid = Number(r.stdout.trim());
+    expect(childPid).not.toBe(running.child.pid);
+    expect(log.find((e) => e.event === 'started')).toMatchObject({ childPid });
+    expect(log.find((e) => e.event === 'exited')).toMatchObject({ childPid, code: 0 });
+  });
+
   it('waits with --wait and runs the command once the holder releases', async () => {
     const held = await redlock.acquire('handed-over', { ttl: 30_000 });
     const running = start(

@@ -72,11 +72,19 @@ describe('resolveNodes', () => {
     ]);
   });
 
-  it('reads host:port as a redis:// URL', () => {
-    expect(resolveNodes('10.0.0.1:6379,localhost:6380', {})).toEqual([
-      'redis://10.0.0.1:6379',
-      'redis://localhost:6380',
-    ]);
+  it('refuses a bare host:port, as the library does, and says what to write', () => {
+    expect(() => resolveNodes('10.0.0.1:6379', {})).toThrow(UsageError);
+    expect(() => resolveNodes('redis://a:1,localhost:6380', {})).toThrow(
+      /"localhost:6380" has no scheme; write redis:\/\/localhost:6380/,
+    );
+    let message = '';
+    try {
+      resolveNodes('app:secret@db1:6379', {});
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/redis:\/\/app:\*\*\*@db1:6379/);
+    expect(message).not.toContain('secret');
   });
 
   it('rejects a missing node list, naming both ways to give one', () => {
@@ -141,11 +149,23 @@ describe('parseRunArgs', () => {
     [['--ttl', '2s', '--grace', '1s', 'job', '--', 'true'], /at most a quarter/],
     [['--wait', 'soon', 'job', '--', 'true'], /--wait/],
     [['--log', 'xml', 'job', '--', 'true'], /--log/],
+    [['--conflict-exit-code', '256', 'job', '--', 'true'], /--conflict-exit-code/],
+    [['--conflict-exit-code', '-1', 'job', '--', 'true'], /--conflict-exit-code/],
+    [['--conflict-exit-code', 'x', 'job', '--', 'true'], /--conflict-exit-code/],
     [['--bogus', 'job', '--', 'true'], /bogus/],
     [['job', 'ls', '-la'], /-l/],
   ])('rejects %j as a usage error', (argv, message) => {
     expect(() => parseRunArgs(argv, NODES)).toThrow(UsageError);
     expect(() => parseRunArgs(argv, NODES)).toThrow(message);
+  });
+
+  it('exits 75 when the lock is held by another, or the code given by --conflict-exit-code', () => {
+    expect(parseRunArgs(['job', '--', 'true'], NODES)!.conflictExitCode).toBe(75);
+    const plan = (code: string) =>
+      parseRunArgs(['--conflict-exit-code', code, 'job', '--', 'true'], NODES)!;
+    expect(plan('3').conflictExitCode).toBe(3);
+    expect(plan('0').conflictExitCode).toBe(0);
+    expect(plan('255').conflictExitCode).toBe(255);
   });
 
   it('needs nodes from the flag or the environment', () => {
