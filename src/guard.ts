@@ -8,6 +8,12 @@
  * and the write run in one script, also on Redis Cluster). By default it is
  * derived from the guarded key; pass `fenceKey` to share one mark between
  * several keys of one resource.
+ *
+ * Tokens are typed `number | undefined` so that `lock.fence` can be passed as
+ * it is; an undefined token (fencing off) is an InvalidArgumentError. Bad input
+ * throws InvalidArgumentError before anything is sent; what the store itself
+ * raises (connection errors, a command's own error such as WRONGTYPE) is
+ * thrown as ioredis raised it, unwrapped.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -78,7 +84,7 @@ export async function fencedSet(
   redis: Redis | Cluster,
   key: string,
   value: FencedArgument,
-  token: number,
+  token: number | undefined,
   opts: FencedSetOptions = {},
 ): Promise<FencedResult> {
   checkValue(value, 'value');
@@ -100,7 +106,7 @@ export async function fencedSet(
 export async function fencedDel(
   redis: Redis | Cluster,
   key: string,
-  token: number,
+  token: number | undefined,
   opts: FenceGuardOptions = {},
 ): Promise<FencedResult> {
   const { accepted, highest } = await fencedCall(redis, key, token, 'DEL', [], opts);
@@ -116,7 +122,7 @@ export async function fencedDel(
 export async function fencedCall(
   redis: Redis | Cluster,
   key: string,
-  token: number,
+  token: number | undefined,
   command: string,
   args: readonly FencedArgument[] = [],
   opts: FenceGuardOptions = {},
@@ -139,7 +145,7 @@ export async function fencedCall(
 export async function fencedClaim(
   redis: Redis | Cluster,
   key: string,
-  token: number,
+  token: number | undefined,
   opts: FenceGuardOptions = {},
 ): Promise<FencedResult> {
   checkKey(key, 'key');
@@ -219,6 +225,11 @@ function checkKey(key: unknown, name: string): asserts key is string {
 }
 
 function checkToken(token: unknown): asserts token is number {
+  if (token === undefined) {
+    throw new InvalidArgumentError(
+      'token is undefined: the lock has no fencing token (its Redlock was created with fencing: false)',
+    );
+  }
   if (typeof token !== 'number' || !Number.isSafeInteger(token) || token < 0) {
     throw new InvalidArgumentError(
       `token must be a non-negative safe integer (a lock's fence), got ${describe(token)}`,

@@ -89,6 +89,13 @@ describe('guard input validation', () => {
     },
   );
 
+  it('takes lock.fence as it is typed and says that fencing is off when it is undefined', async () => {
+    const { redis, touched } = untouchable();
+    const fence: number | undefined = undefined;
+    await expect(fencedSet(redis, 'k', 'v', fence)).rejects.toThrow(/fencing: false/);
+    expect(touched).toEqual([]);
+  });
+
   it('accepts 0 and the largest safe integer as tokens (validation only)', async () => {
     for (const token of [0, Number.MAX_SAFE_INTEGER]) {
       const { redis, touched } = untouchable();
