@@ -3,12 +3,12 @@
  * The `quorumlock` command: dispatches to run, status, doctor and bench, and
  * turns every error into its documented exit code.
  */
-import { readFileSync } from 'node:fs';
 import { BENCH_HELP, benchCommand } from './bench.js';
 import { DOCTOR_HELP, doctorCommand } from './doctor.js';
 import { EXIT_CODE_HELP, ExitCode, exitCodeFor } from './exit.js';
 import { RUN_HELP, runCommand } from './run.js';
 import { STATUS_HELP, statusCommand } from './status.js';
+import { packageVersion } from './version.js';
 
 type Command = (argv: readonly string[], env: NodeJS.ProcessEnv) => Promise<number>;
 
@@ -49,7 +49,7 @@ export async function main(argv: readonly string[], env: NodeJS.ProcessEnv): Pro
     return ExitCode.ok;
   }
   if (name === '-V' || name === '--version') {
-    process.stdout.write(`${version()}\n`);
+    process.stdout.write(`${packageVersion()}\n`);
     return ExitCode.ok;
   }
   if (name === 'help') {
@@ -83,15 +83,6 @@ function unknown(name: string): number {
     `quorumlock: unknown command "${name}"; commands: ${Object.keys(COMMANDS).join(', ')}, help\n`,
   );
   return ExitCode.usage;
-}
-
-function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-    return String(pkg.version);
-  } catch {
-    return 'unknown';
-  }
 }
 
 // Exit explicitly: a command is done when it returns, whatever handles a library left open.
