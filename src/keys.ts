@@ -13,7 +13,25 @@ export function fenceKey(prefix: string, resource: string): string {
   return `${prefix}{${resource}}:fence`;
 }
 
-/** The pub/sub channel on which releases of `resource` are announced. */
-export function releaseChannel(prefix: string, resource: string): string {
-  return `${prefix}{${resource}}:released`;
+/** The sorted set of waiters queued for `resource` (member -> ticket). */
+export function queueKey(prefix: string, resource: string): string {
+  return `${prefix}{${resource}}:queue`;
+}
+
+/** The sorted set of the queued waiters' leases (member -> lease end, server ms). */
+export function leaseKey(prefix: string, resource: string): string {
+  return `${prefix}{${resource}}:lease`;
+}
+
+/**
+ * Prefix of the channels on which turns are announced: one channel per
+ * Redlock instance, the prefix followed by the instance id.
+ */
+export function turnChannelPrefix(prefix: string): string {
+  return `${prefix}turn:`;
+}
+
+/** The value a lock key holds while it is reserved for `member`'s turn. */
+export function turnMark(member: string): string {
+  return `~turn~${member}`;
 }

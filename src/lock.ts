@@ -84,6 +84,11 @@ export class Lock implements AsyncDisposable {
     if (init.renew) this.startRenewal();
   }
 
+  /** The ttl of the last successful acquire or extend, ms. @internal */
+  get ttlMs(): number {
+    return this.#ttl;
+  }
+
   /** Fencing token of the first resource; `undefined` when fencing is off. */
   get fence(): number | undefined {
     return this.fences[this.resources[0]!];

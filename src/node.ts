@@ -8,24 +8,54 @@ import { raceSignal } from './abort.js';
 import { recordRtt } from './latency.js';
 import { type Script, scripts } from './scripts/index.js';
 
-/** What an acquire call asks of one node. */
+/** What an acquire call asks of one node (see scripts/acquire.lua). */
 export interface AcquireRequest {
-  /** Lock keys, one per resource. */
+  /** Lock keys, fence counter keys, waiter queue keys and lease keys: 4 per resource, in that order. */
   readonly keys: readonly string[];
-  /** Fence counter keys, one per resource; `null` when fencing is off. */
-  readonly fenceKeys: readonly string[] | null;
   /** This round's value. */
   readonly value: string;
   /** Prefix shared by every round of this acquisition: its own leftovers count as free. */
   readonly prefix: string;
   /** Time to live in ms. */
   readonly ttl: number;
+  /** True when fencing is on. */
+  readonly fencing: boolean;
+  /** The waiter's member id, or '' for a caller that does not wait (it never queues). */
+  readonly member: string;
+  /** The waiter's ticket proposal (0 before it has one). */
+  readonly ticket: number;
+  /** Lease of a queue entry, ms. */
+  readonly lease: number;
+  /** How long a turn handed to a waiter stays reserved, ms. */
+  readonly grace: number;
+  /** Prefix of the waiters' notice channels. */
+  readonly channel: string;
+  /** Fence seed proposal, µs since the epoch. */
+  readonly seed: number;
+  /** Fence counter retention, ms. */
+  readonly retention: number;
+}
+
+/** What a release call asks of one node (see scripts/release.lua). */
+export interface ReleaseRequest {
+  /** Lock keys, waiter queue keys and lease keys: 3 per resource, in that order. */
+  readonly keys: readonly string[];
+  /** The holder's value, or a turn mark (`~turn~<member>`) to give back. */
+  readonly value: string;
+  /** A waiter leaving the queues, or ''. */
+  readonly leaving: string;
+  /** How long a turn handed on stays reserved, ms. */
+  readonly grace: number;
+  /** Prefix of the waiters' notice channels. */
+  readonly channel: string;
+  /** '' to hand the lock on; or the member whose turn is restored instead. */
+  readonly keep: string;
 }
 
 /** A node's answer to an acquire call. */
 export type AcquireReply =
   | { readonly ok: true; readonly fences: readonly number[] }
-  | { readonly ok: false; readonly holderTtl: number };
+  | { readonly ok: false; readonly holderTtl: number; readonly ticket: number };
 
 /** A node's view of one resource. */
 export interface InspectReply {
@@ -49,19 +79,18 @@ export interface LockNode {
     ttl: number,
     signal: AbortSignal,
   ): Promise<boolean>;
-  /** Deletes the keys that still hold `value`, announcing it on `channels`; returns how many. */
-  release(
-    keys: readonly string[],
-    value: string,
-    channels: readonly string[],
-    signal: AbortSignal,
-  ): Promise<number>;
-  /** Raises fence counters to `tokens`; true when every key still holds `value`. */
+  /** Hands on (or deletes) the keys that still hold `value`; returns how many did. */
+  release(req: ReleaseRequest, signal: AbortSignal): Promise<number>;
+  /**
+   * Raises fence counters to `tokens` (kept for `retention` ms); true when
+   * every key still holds `value`.
+   */
   fenceSync(
     keys: readonly string[],
     fenceKeys: readonly string[],
     value: string,
     tokens: readonly number[],
+    retention: number,
     signal: AbortSignal,
   ): Promise<boolean>;
   inspect(key: string, fenceKey: string, signal: AbortSignal): Promise<InspectReply>;
@@ -129,29 +158,40 @@ export class RedisNode implements LockNode {
   }
 
   async acquire(req: AcquireRequest, signal: AbortSignal): Promise<AcquireReply> {
-    const n = req.keys.length;
-    const keys = req.fenceKeys ? [...req.keys, ...req.fenceKeys] : req.keys;
     const reply = (await this.#run(
       scripts.acquire,
-      keys,
-      [req.value, req.prefix, String(req.ttl), String(n), req.fenceKeys ? '1' : '0'],
+      req.keys,
+      [
+        req.value,
+        req.prefix,
+        String(req.ttl),
+        String(req.keys.length / 4),
+        req.fencing ? '1' : '0',
+        req.member,
+        String(req.ticket),
+        String(req.lease),
+        String(req.grace),
+        req.channel,
+        String(req.seed),
+        String(req.retention),
+      ],
       signal,
     )) as number[];
-    if (reply[0] === 1) return { ok: true, fences: reply.slice(1).map(Number) };
-    return { ok: false, holderTtl: Number(reply[1] ?? 0) };
+    if (reply[0] === 1) {
+      const fences: number[] = [];
+      for (let i = 1; i < reply.length; i++) fences.push(Number(reply[i]));
+      return { ok: true, fences };
+    }
+    return { ok: false, holderTtl: Number(reply[1] ?? 0), ticket: Number(reply[2] ?? 0) };
   }
 
   async extend(keys: readonly string[], value: string, ttl: number, signal: AbortSignal) {
     return (await this.#run(scripts.extend, keys, [value, String(ttl)], signal)) === 1;
   }
 
-  async release(
-    keys: readonly string[],
-    value: string,
-    channels: readonly string[],
-    signal: AbortSignal,
-  ) {
-    return Number(await this.#run(scripts.release, keys, [value, ...channels], signal));
+  async release(req: ReleaseRequest, signal: AbortSignal) {
+    const args = [req.value, req.leaving, String(req.grace), req.channel, req.keep];
+    return Number(await this.#run(scripts.release, req.keys, args, signal));
   }
 
   async fenceSync(
@@ -159,9 +199,10 @@ export class RedisNode implements LockNode {
     fenceKeys: readonly string[],
     value: string,
     tokens: readonly number[],
+    retention: number,
     signal: AbortSignal,
   ) {
-    const args = [value, ...tokens.map((t) => String(t))];
+    const args = [value, ...tokens.map((t) => String(t)), String(retention)];
     return (await this.#run(scripts.fenceSync, [...keys, ...fenceKeys], args, signal)) === 1;
   }
 

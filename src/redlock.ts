@@ -17,10 +17,17 @@ import {
   QuorumError,
 } from './errors.js';
 import { chooseTokens } from './fencing.js';
-import { fenceKey, lockKey, releaseChannel } from './keys.js';
+import {
+  fenceKey,
+  leaseKey,
+  lockKey,
+  queueKey,
+  turnChannelPrefix,
+  turnMark,
+} from './keys.js';
 import { Leader, type LeaderOptions, type LeaderRoutine } from './leader.js';
 import { type ExtendResult, Lock, type LockContext } from './lock.js';
-import type { AcquireReply, LockNode } from './node.js';
+import type { AcquireReply, AcquireRequest, LockNode } from './node.js';
 import {
   type AcquireOptions,
   type AcquireSettings,
@@ -50,6 +57,8 @@ export interface NodeState {
   readonly pttl: number | null;
   /** Fence counter on this node, or null when never set or unreachable. */
   readonly fence: number | null;
+  /** The waiter whose turn the key is reserved for, when it is. */
+  readonly turn?: string;
   /** Why the node could not be read, when it could not. */
   readonly error?: unknown;
 }
@@ -68,7 +77,15 @@ export type UsingRoutine<T> = (signal: AbortSignal, lock: Lock) => Promise<T> | 
 
 type Attempt =
   | { kind: 'acquired'; lock: Lock }
-  | { kind: 'taken'; holderTtl: number | undefined; outcomes: readonly NodeOutcome[] }
+  | {
+      kind: 'taken';
+      holderTtl: number | undefined;
+      outcomes: readonly NodeOutcome[];
+      /** The highest ticket a node gave this waiter (0 when not queued). */
+      ticket: number;
+      /** True when the nodes that queued this waiter gave it different tickets. */
+      ticketsDiffer: boolean;
+    }
   | { kind: 'quorum'; outcomes: readonly NodeOutcome[] }
   /** Not final: validity used up, or fence phase 2 could not confirm on a quorum. */
   | { kind: 'retry'; reason: string; outcomes: readonly NodeOutcome[] };
@@ -79,11 +96,46 @@ const prebuiltInit = new WeakMap<object, { nodes: readonly LockNode[]; clock: Cl
 /** Consecutive rounds failed for lack of reachable nodes after which acquire gives up. */
 const MAX_INFRA_ROUNDS = 3;
 
+const TURN_MARK = turnMark('');
+
 /** Reason of the internal abort when `wait` runs out while lining up. */
 const WAIT_OVER = Symbol('wait over');
 
 /** Milliseconds a call may wait for a node's first connection. */
 const CONNECT_WAIT_MS = 2000;
+
+/** How often a queued waiter refreshes its place (and claims a turn it may have missed), ms. */
+export const QUEUE_REFRESH_MS = 1000;
+
+/** Lease of a queue entry, ms: an entry not refreshed for this long is dropped. */
+export const QUEUE_LEASE_MS = 3 * QUEUE_REFRESH_MS;
+
+/** Retention of a fence counter after its last use, ms (docs/safety.md: why this is safe). */
+export const FENCE_RETENTION_MS = 3_600_000;
+
+/** How far ahead of the client's wall clock it proposes a fresh fence counter's seed, µs. */
+const FENCE_SEED_MARGIN_US = 1_000_000;
+
+const ACQUIRED = { yes: true, status: 'acquired' } as const;
+const TAKEN = { yes: false, status: 'taken' } as const;
+const RELEASED = { yes: true, status: 'released' } as const;
+
+/** What every round of one acquisition shares. */
+interface Plan {
+  readonly a: AcquireSettings;
+  /** Lock, fence, queue and lease keys, 4 per resource. */
+  readonly keys: readonly string[];
+  /** Prefix of every value of this acquisition. */
+  readonly prefix: string;
+  /** This waiter's member id in the queues; '' when it does not wait. */
+  readonly member: string;
+  /** The highest ticket the nodes gave this waiter so far. */
+  ticket: number;
+  /** True after a notice said a turn was handed to this waiter: undoing a failed claim keeps the turn. */
+  turn: boolean;
+  /** True once the nodes may hold a queue entry of this waiter. */
+  queued: boolean;
+}
 
 /**
  * A Redlock client over N independent Redis masters. Create one per set of
@@ -96,7 +148,17 @@ export class Redlock {
   readonly #clock: Clock;
   readonly #queue = new LocalQueue();
   readonly #locks = new Set<Lock>();
-  readonly #waiters = new Map<string, Set<Wakeup>>();
+  /** This instance's id: its waiters' members start with it, and turns are announced on its channel. */
+  readonly #id = randomBytes(9).toString('base64url');
+  #seq = 0;
+  /** Waiters queued on the nodes, by member. */
+  readonly #waiters = new Map<string, Wakeup>();
+  /** Turn notices that arrived before their waiter listened (member -> keys). */
+  readonly #early = new Map<string, string[]>();
+  /** The subscription to this instance's turn channel: true once active on a quorum. */
+  #turns: Promise<boolean> | undefined;
+  /** Aborted by close(): ends subscriptions in progress. */
+  readonly #closing = new AbortController();
   readonly #background = new Set<Promise<unknown>>();
   readonly #aborts = new Set<AbortController>();
   readonly #ctx: LockContext;
@@ -260,11 +322,15 @@ export class Redlock {
       const reply = replies.get(i);
       if (!reply)
         return { node: o.node, value: null, pttl: null, fence: null, error: o.cause ?? o.status };
+      // A key reserved for a waiter's turn is not held by anyone.
+      const turn = reply.value?.startsWith(TURN_MARK) ? reply.value.slice(TURN_MARK.length) : null;
+      const value = turn === null ? reply.value : null;
       return {
         node: o.node,
-        value: reply.value,
-        pttl: reply.value === null ? null : reply.pttl,
+        value,
+        pttl: value === null ? null : reply.pttl,
         fence: reply.fence,
+        ...(turn === null ? {} : { turn }),
       };
     });
     const counts = new Map<string, number>();
@@ -284,6 +350,7 @@ export class Redlock {
     if (!this.#closed) {
       this.#closed = (async () => {
         for (const controller of this.#aborts) controller.abort(new ClosedError());
+        this.#closing.abort(new ClosedError());
         for (const lock of [...this.#locks]) lock.abandon('the Redlock instance was closed');
         while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
         await Promise.allSettled(this.#nodes.map((n) => n.close()));
@@ -343,13 +410,22 @@ export class Redlock {
       const connecting = this.#firstConnection();
       await (a.signal ? raceSignal(connecting, a.signal) : connecting);
     }
-    const prefix = randomBytes(16).toString('base64url');
+    const plan: Plan = {
+      a,
+      keys: acquireKeys(this.settings.keyPrefix, a.resources),
+      prefix: randomBytes(16).toString('base64url'),
+      // A caller that waits queues on the nodes from its first round on.
+      member: a.wait > 0 ? `${this.#id}.${this.#seq++}` : '',
+      ticket: 0,
+      turn: false,
+      queued: false,
+    };
     const queueKey = a.resources.join('\u0000');
     // The common case, one round with no one of this process queueing ahead,
     // sets up nothing else.
     let first: Attempt | undefined;
     if (!(a.wait > 0 && this.#queue.busy(queueKey))) {
-      first = await this.#attempt(a, prefix, `${prefix}.0`);
+      first = await this.#attempt(plan, `${plan.prefix}.0`);
       if (first.kind === 'acquired') {
         if (a.signal?.aborted || this.#closed) {
           await first.lock.release().catch(() => {});
@@ -358,16 +434,20 @@ export class Redlock {
         return first.lock;
       }
     }
-    return this.#keepTrying(a, prefix, queueKey, first);
+    return this.#keepTrying(plan, queueKey, first);
   }
 
-  /** Rounds after the first: line up, listen for release notices, back off, retry. */
+  /**
+   * Rounds after the first: line up behind this process's earlier waiters,
+   * wait in the nodes' queue for a turn (announced on this instance's channel),
+   * refresh the place in the queue, retry.
+   */
   async #keepTrying(
-    a: AcquireSettings,
-    prefix: string,
+    plan: Plan,
     queueKey: string,
     first: Attempt | undefined,
   ): Promise<Lock | AcquireTimeoutError> {
+    const { a } = plan;
     const clock = this.#clock;
     const controller = new AbortController();
     const onAbort = () => controller.abort(a.signal!.reason);
@@ -377,15 +457,21 @@ export class Redlock {
     if (this.#closed) controller.abort(new ClosedError());
     const signal = controller.signal;
     const deadline = clock.now() + a.wait;
-    // Wake once a quorum of nodes announced a release (or shortly after the first notice).
+    // Wake once a quorum of nodes announced our turn (or shortly after the first notice).
     const wake = new Wakeup(clock, this.settings.quorum, Math.min(25, this.#timeout(a.ttl)));
+    if (plan.member) {
+      this.#waiters.set(plan.member, wake);
+      for (const key of this.#early.get(plan.member) ?? []) wake.notify(key);
+      this.#early.delete(plan.member);
+    }
     let leave: (() => void) | undefined;
-    let unsubscribe: (() => void) | undefined;
+    let listening = false;
     let attempt = 0;
     let round = first ? 1 : 0;
     let result = first;
     let lastTaken: Attempt | undefined;
     let infraFailures = 0;
+    let acquired = false;
 
     /** Takes a turn behind earlier waiters of this process; false when `wait` ran out first. */
     const lineUp = async (): Promise<boolean> => {
@@ -401,7 +487,6 @@ export class Redlock {
       } finally {
         cancel();
       }
-      unsubscribe = await this.#listen(a.resources, wake, signal);
       return true;
     };
     const timedOut = (outcomes: readonly NodeOutcome[], reason?: string) =>
@@ -410,7 +495,9 @@ export class Redlock {
         a.wait,
         lastTaken?.kind === 'taken'
           ? new LockTakenError(a.resources, lastTaken.holderTtl, lastTaken.outcomes)
-          : new QuorumError('acquire', this.settings.quorum, outcomes, reason),
+          : outcomes.length > 0
+            ? new QuorumError('acquire', this.settings.quorum, outcomes, reason)
+            : undefined,
       );
 
     try {
@@ -418,8 +505,13 @@ export class Redlock {
       // Waiters of this process already queue for these resources: line up behind them.
       if (!result && !(await lineUp())) return timedOut([]);
       for (;;) {
-        result ??= await this.#attempt(a, prefix, `${prefix}.${round++}`);
+        if (!result && plan.member && !listening) {
+          // Listen for turns before queueing, so no notice is missed.
+          listening = await this.#listenForTurns(signal);
+        }
+        result ??= await this.#attempt(plan, `${plan.prefix}.${round++}`);
         if (result.kind === 'acquired') {
+          acquired = true;
           if (signal.aborted) {
             await result.lock.release().catch(() => {});
             throw signal.reason;
@@ -445,27 +537,42 @@ export class Redlock {
           }
           return timedOut(result.outcomes, result.kind === 'retry' ? result.reason : undefined);
         }
+        const wasListening = listening;
         if (!leave) {
-          // Take our turn behind earlier waiters of this process, and listen for
-          // release notices, then retry at once so no notice is missed.
+          // Take our turn behind earlier waiters of this process.
           if (!(await lineUp())) return timedOut(result.outcomes);
+        }
+        if (plan.member && !listening) listening = await this.#listenForTurns(signal);
+        if (plan.member && listening && !wasListening) {
+          // Listening only now: a turn may have been announced before; claim it at once.
           result = undefined;
           continue;
         }
-        const holderTtl = lastTaken?.kind === 'taken' ? lastTaken.holderTtl : undefined;
-        const delay = Math.min(
-          backoffDelay(attempt++, this.settings.retry),
-          holderTtl ?? Infinity,
-          left,
-        );
+        let delay: number;
+        if (result.kind === 'taken' && result.ticketsDiffer) {
+          // Nodes queued us with different tickets: agree on the highest at once.
+          delay = 0;
+        } else if (plan.member && listening && result.kind === 'taken') {
+          // Queued: a turn is announced; refresh the entry, and look again when the holder's key expires.
+          const holderTtl = result.holderTtl;
+          delay = Math.min(QUEUE_REFRESH_MS, holderTtl === undefined ? Infinity : holderTtl + 1);
+        } else {
+          const holderTtl = lastTaken?.kind === 'taken' ? lastTaken.holderTtl : undefined;
+          delay = Math.min(backoffDelay(attempt++, this.settings.retry), holderTtl ?? Infinity);
+        }
         result = undefined;
-        await wake.sleep(clock, delay, signal);
+        await wake.sleep(clock, Math.min(delay, left), signal);
+        plan.turn = wake.woken;
       }
     } finally {
       a.signal?.removeEventListener('abort', onAbort);
       this.#aborts.delete(controller);
-      unsubscribe?.();
       wake.dispose();
+      if (plan.member) {
+        this.#waiters.delete(plan.member);
+        this.#early.delete(plan.member);
+        if (!acquired && plan.queued) this.#leaveQueue(plan);
+      }
       leave?.();
     }
   }
@@ -475,23 +582,42 @@ export class Redlock {
     return this.#clock;
   }
 
-  /** One acquire round (DESIGN §3), with fencing phase 2 when needed. */
-  async #attempt(a: AcquireSettings, prefix: string, value: string): Promise<Attempt> {
+  /** One acquire round (see docs/architecture.md), with fencing phase 2 when needed. */
+  async #attempt(plan: Plan, value: string): Promise<Attempt> {
+    const { a } = plan;
     const { keyPrefix, fencing, quorum, driftFactor, driftMs } = this.settings;
-    const keys = a.resources.map((r) => lockKey(keyPrefix, r));
-    const fenceKeys = fencing ? a.resources.map((r) => fenceKey(keyPrefix, r)) : null;
-    const ttl = Math.ceil(a.ttl);
     const timeout = this.#timeout(a.ttl);
+    const req: AcquireRequest = {
+      keys: plan.keys,
+      value,
+      prefix: plan.prefix,
+      ttl: Math.ceil(a.ttl),
+      fencing,
+      member: plan.member,
+      ticket: plan.ticket,
+      lease: QUEUE_LEASE_MS,
+      grace: this.#turnGrace(a.ttl),
+      channel: turnChannelPrefix(keyPrefix),
+      seed: Math.floor(this.#clock.wallNow() * 1000) + FENCE_SEED_MARGIN_US,
+      retention: FENCE_RETENTION_MS,
+    };
+    let ticketMax = 0;
+    let ticketMin = Infinity;
+    if (plan.member) plan.queued = true;
     const round: Round<AcquireReply> = await fanOut({
       nodes: this.#nodes,
       quorum,
       timeout,
       clock: this.#clock,
-      call: (node, signal) => node.acquire({ keys, fenceKeys, value, prefix, ttl }, signal),
-      judge: (reply) =>
-        reply.ok
-          ? { yes: true, status: 'acquired' }
-          : { yes: false, status: 'taken', holderTtl: reply.holderTtl },
+      call: (node, signal) => node.acquire(req, signal),
+      judge: (reply) => {
+        if (reply.ok) return ACQUIRED;
+        if (reply.ticket > 0) {
+          if (reply.ticket > ticketMax) ticketMax = reply.ticket;
+          if (reply.ticket < ticketMin) ticketMin = reply.ticket;
+        }
+        return { yes: false, status: 'taken', holderTtl: reply.holderTtl };
+      },
     });
     const drift = a.ttl * driftFactor + driftMs;
     const finish = (result: Attempt): Attempt => {
@@ -506,26 +632,32 @@ export class Redlock {
     };
 
     if (!round.ok) {
-      this.#undo(a, keys, value, round);
+      this.#undo(plan, value, round);
       if (isInfrastructureFailure(round.outcomes, quorum))
         return finish({ kind: 'quorum', outcomes: round.outcomes });
+      if (ticketMax > plan.ticket) plan.ticket = ticketMax;
       return finish({
         kind: 'taken',
         holderTtl: holderTtlOnQuorum(round.outcomes, quorum),
         outcomes: round.outcomes,
+        ticket: plan.ticket,
+        ticketsDiffer: ticketMax > 0 && ticketMin !== ticketMax,
       });
     }
 
     const deadline = round.startedAt + a.ttl - drift;
     const expired = () => {
-      this.#undo(a, keys, value, round);
+      this.#undo(plan, value, round);
       return finish({ kind: 'retry', reason: expiredReason(a.ttl), outcomes: round.outcomes });
     };
     let fences: Record<string, number> = {};
-    if (fenceKeys) {
-      const yesNodes = [...round.replies.keys()];
-      const choice = chooseTokens(yesNodes.map((i) => fencesOf(round.replies.get(i))));
+    if (fencing) {
+      const n = a.resources.length;
+      const choice = chooseTokens(fencesOf(round.replies.values()));
       if (choice.needsSync) {
+        const yesNodes = [...round.replies.keys()];
+        const keys = plan.keys.slice(0, n);
+        const fenceKeys = plan.keys.slice(n, 2 * n);
         // Phase 2 is part of the round: it must finish inside the validity window.
         const left = deadline - this.#clock.now();
         if (left <= 0) return expired();
@@ -534,14 +666,14 @@ export class Redlock {
           quorum,
           timeout: Math.min(timeout, left),
           clock: this.#clock,
-          call: (node, signal) => node.fenceSync(keys, fenceKeys, value, choice.tokens, signal),
-          judge: (held) =>
-            held ? { yes: true, status: 'acquired' } : { yes: false, status: 'taken' },
+          call: (node, signal) =>
+            node.fenceSync(keys, fenceKeys, value, choice.tokens, FENCE_RETENTION_MS, signal),
+          judge: (held) => (held ? ACQUIRED : TAKEN),
         });
         if (!sync.ok) {
           if (deadline - this.#clock.now() <= 0) return expired();
           // Not final even when nodes failed here: the next round may succeed on others.
-          this.#undo(a, keys, value, round);
+          this.#undo(plan, value, round);
           return finish({
             kind: 'retry',
             reason: 'the fencing token could not be confirmed on a quorum of nodes',
@@ -549,18 +681,18 @@ export class Redlock {
           });
         }
       }
-      fences = Object.fromEntries(a.resources.map((r, i) => [r, choice.tokens[i]!]));
+      fences = {};
+      for (let i = 0; i < n; i++) fences[a.resources[i]!] = choice.tokens[i]!;
     }
 
     if (deadline - this.#clock.now() <= 0) return expired();
-    const outcomes = round.outcomes;
     const lock = new Lock(this.#ctx, {
       resources: a.resources,
       value,
       fences,
       ttl: a.ttl,
       deadline,
-      nodes: outcomes,
+      nodes: round.outcomes,
       renew: a.renew,
       onLost: a.onLost,
     });
@@ -568,21 +700,27 @@ export class Redlock {
     return finish({ kind: 'acquired', lock });
   }
 
+  /** How long a turn handed to a waiter stays reserved for it, ms. */
+  #turnGrace(ttl: number): number {
+    return Math.ceil(Math.max(50, 2 * this.#timeout(ttl)));
+  }
+
   /**
    * Undoes a failed round on every node that may hold our value: all but
    * those that answered "taken" (the script writes nothing then). The release
    * goes out at once on each node's connection, behind the acquire call, so it
    * also undoes a yes that has not arrived yet; a yes that arrives after all is
-   * released again.
+   * released again. A waiter that was handed a turn keeps it on those nodes.
    */
-  #undo(
-    a: AcquireSettings,
-    keys: readonly string[],
-    value: string,
-    round: Round<AcquireReply>,
-  ): void {
-    // Undoing publishes no notice: a storm of wake-ups for locks nobody held.
-    const channels = a.resources.map(() => '');
+  #undo(plan: Plan, value: string, round: Round<AcquireReply>): void {
+    const req = {
+      keys: releaseKeys(plan.keys),
+      value,
+      leaving: '',
+      grace: this.#turnGrace(plan.a.ttl),
+      channel: turnChannelPrefix(this.settings.keyPrefix),
+      keep: plan.turn ? plan.member : '',
+    };
     const release = (nodes: readonly LockNode[]) =>
       this.#track(
         fanOut({
@@ -590,8 +728,8 @@ export class Redlock {
           quorum: nodes.length,
           timeout: this.#timeout(this.settings.ttl),
           clock: this.#clock,
-          call: (node, signal) => node.release(keys, value, channels, signal),
-          judge: () => ({ yes: true, status: 'released' }),
+          call: (node, signal) => node.release(req, signal),
+          judge: () => RELEASED,
         }).then((r) => r.settled),
       );
     const mayHold = this.#nodes.filter((_, i) => round.outcomes[i]?.status !== 'taken');
@@ -607,63 +745,89 @@ export class Redlock {
     );
   }
 
-  /** Subscribes `wake` to release notices of `resources` on every node that supports them. */
-  async #listen(
-    resources: readonly string[],
-    wake: Wakeup,
-    signal: AbortSignal,
-  ): Promise<() => void> {
-    const stops: Array<() => void> = [];
-    let stopped = false;
-    for (const r of resources) {
-      const set = this.#waiters.get(r) ?? new Set();
-      this.#waiters.set(r, set);
-      set.add(wake);
-    }
-    stops.push(() => {
-      for (const r of resources) {
-        const set = this.#waiters.get(r);
-        set?.delete(wake);
-        if (set?.size === 0) this.#waiters.delete(r);
-      }
-    });
-    // A release is announced on at least a quorum of nodes, so listening on a
-    // quorum is enough to hear it; do not wait for slow or paused nodes.
+  /** A waiter that gives up leaves the queues, and hands on a turn it was given. Best effort: leases cover failures. */
+  #leaveQueue(plan: Plan): void {
+    const req = {
+      keys: releaseKeys(plan.keys),
+      value: turnMark(plan.member),
+      leaving: plan.member,
+      grace: this.#turnGrace(plan.a.ttl),
+      channel: turnChannelPrefix(this.settings.keyPrefix),
+      keep: '',
+    };
+    this.#track(
+      fanOut({
+        nodes: this.#nodes,
+        quorum: this.#nodes.length,
+        timeout: this.#timeout(this.settings.ttl),
+        clock: this.#clock,
+        call: (node, signal) => node.release(req, signal),
+        judge: () => RELEASED,
+      }).then((r) => r.settled),
+    );
+  }
+
+  /**
+   * Subscribes, once per instance, to this instance's turn channel on every
+   * node that supports it; true once active on a quorum (a turn is announced
+   * by at least a quorum of nodes). Without a quorum, waiters poll.
+   */
+  #listenForTurns(signal: AbortSignal): Promise<boolean> {
+    if (this.#turns) return this.#turns;
     const subscribing = this.#nodes.filter((n) => n.subscribe);
-    if (subscribing.length > 0) {
-      const needed = Math.min(this.settings.quorum, subscribing.length);
+    const needed = this.settings.quorum;
+    if (subscribing.length < needed) return Promise.resolve(false);
+    const channel = `${turnChannelPrefix(this.settings.keyPrefix)}${this.#id}`;
+    const onNotice = (payload?: string) => {
+      if (!payload) return;
+      const space = payload.indexOf(' ');
+      const member = payload.slice(0, space);
+      const key = payload.slice(space + 1);
+      const wake = this.#waiters.get(member);
+      if (wake) {
+        wake.notify(key);
+      } else if (member.startsWith(`${this.#id}.`)) {
+        // Its round is still on the way back: keep the notice for it.
+        const keys = this.#early.get(member) ?? [];
+        if (keys.length < 16) keys.push(key);
+        this.#early.set(member, keys);
+        this.#clock.setTimer(() => this.#early.delete(member), QUEUE_LEASE_MS, {
+          keepAlive: false,
+        });
+      }
+    };
+    const turns = new Promise<boolean>((resolve) => {
       let done = 0;
       let failed = 0;
-      await new Promise<void>((resolve) => {
-        const cancel = this.#clock.setTimer(resolve, this.#timeout(this.settings.ttl));
-        // Like a round: stop waiting as soon as the outcome is certain.
-        const finish = (ok: boolean) => {
-          if (ok) done++;
-          else failed++;
-          if (done === needed || failed > subscribing.length - needed) {
-            cancel();
-            resolve();
-          }
-        };
-        const notify = (value?: string) => wake.notify(value);
-        for (const node of subscribing) {
-          Promise.allSettled(
-            resources.map((r) =>
-              node.subscribe!(releaseChannel(this.settings.keyPrefix, r), notify, signal),
-            ),
-          ).then((results) => {
-            for (const r of results) if (r.status === 'fulfilled') stops.push(r.value);
-            // Subscriptions that complete after the waiter left are dropped at once.
-            if (stopped) for (const stop of stops.splice(0)) stop();
-            else finish(results.every((r) => r.status === 'fulfilled'));
-          });
+      const cancel = this.#clock.setTimer(
+        () => resolve(false),
+        Math.max(CONNECT_WAIT_MS, this.#timeout(this.settings.ttl)),
+      );
+      // Like a round: stop waiting as soon as the outcome is certain.
+      const finish = (ok: boolean) => {
+        if (ok) done++;
+        else failed++;
+        if (done === needed) {
+          cancel();
+          resolve(true);
+        } else if (failed > subscribing.length - needed) {
+          cancel();
+          resolve(false);
         }
-      });
-    }
-    return () => {
-      stopped = true;
-      for (const stop of stops.splice(0)) stop();
-    };
+      };
+      for (const node of subscribing) {
+        node.subscribe!(channel, onNotice, this.#closing.signal).then(
+          () => finish(true),
+          () => finish(false),
+        );
+      }
+    });
+    this.#turns = turns;
+    // A failed subscription is tried again by a later waiter.
+    turns.then((ok) => {
+      if (!ok && this.#turns === turns) this.#turns = undefined;
+    });
+    return signal.aborted ? Promise.resolve(false) : turns;
   }
 
   #makeContext(): LockContext {
@@ -687,7 +851,7 @@ export class Redlock {
         timeout: this.#timeout(ttl),
         clock: this.#clock,
         call: (node, signal) => node.extend(keys, lock.value, Math.ceil(ttl), signal),
-        judge: (ok) => (ok ? { yes: true, status: 'acquired' } : { yes: false, status: 'taken' }),
+        judge: (ok) => (ok ? ACQUIRED : TAKEN),
       }),
     );
     const deadline = round.startedAt + ttl - (ttl * driftFactor + driftMs);
@@ -714,24 +878,25 @@ export class Redlock {
 
   async #release(lock: Lock): Promise<readonly NodeOutcome[]> {
     const { keyPrefix, quorum } = this.settings;
-    const keys = lock.resources.map((r) => lockKey(keyPrefix, r));
-    const channels = lock.resources.map((r) => releaseChannel(keyPrefix, r));
+    const req = {
+      keys: releaseKeys(acquireKeys(keyPrefix, lock.resources)),
+      value: lock.value,
+      leaving: '',
+      grace: this.#turnGrace(lock.ttlMs),
+      channel: turnChannelPrefix(keyPrefix),
+      keep: '',
+    };
     const round = await this.#track(
       fanOut({
         nodes: this.#nodes,
         quorum,
         timeout: this.#timeout(this.settings.ttl),
         clock: this.#clock,
-        call: (node, signal) => node.release(keys, lock.value, channels, signal),
-        judge: () => ({ yes: true, status: 'released' }),
+        call: (node, signal) => node.release(req, signal),
+        judge: () => RELEASED,
       }),
     );
     this.#track(round.settled);
-    // Waiters in this process need no round trip to hear about it.
-    for (const r of lock.resources) {
-      // Released on a quorum already: as good as a notice from each of them.
-      for (const wake of this.#waiters.get(r) ?? []) wake.notify(lock.value, quorum);
-    }
     const error = round.ok ? undefined : new QuorumError('release', quorum, round.outcomes);
     publish('release', () => ({
       resources: lock.resources,
@@ -749,6 +914,26 @@ function expiredReason(ttl: number): string {
   return `the round took longer than the validity of a ${ttl} ms ttl; raise ttl or nodeTimeout, or check node latency`;
 }
 
-function fencesOf(reply: AcquireReply | undefined): readonly number[] {
-  return reply?.ok ? reply.fences : [];
+/** Lock, fence, queue and lease keys of `resources`, 4 per resource (see scripts/acquire.lua). */
+function acquireKeys(prefix: string, resources: readonly string[]): string[] {
+  const n = resources.length;
+  const keys = new Array<string>(4 * n);
+  for (let i = 0; i < n; i++) {
+    const r = resources[i]!;
+    keys[i] = lockKey(prefix, r);
+    keys[n + i] = fenceKey(prefix, r);
+    keys[2 * n + i] = queueKey(prefix, r);
+    keys[3 * n + i] = leaseKey(prefix, r);
+  }
+  return keys;
+}
+
+function* fencesOf(replies: Iterable<AcquireReply>): Iterable<readonly number[]> {
+  for (const reply of replies) if (reply.ok) yield reply.fences;
+}
+
+/** Lock, queue and lease keys from acquire keys (see scripts/release.lua). */
+function releaseKeys(keys: readonly string[]): string[] {
+  const n = keys.length / 4;
+  return [...keys.slice(0, n), ...keys.slice(2 * n)];
 }

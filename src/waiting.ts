@@ -31,6 +31,8 @@ const REMEMBERED = 8;
  */
 export class Wakeup {
   #pending = false;
+  /** True when the last `sleep()` ended early because of a notice. */
+  woken = false;
   #wake: (() => void) | undefined;
   readonly #counts = new Map<string, number>();
   #cancelGrace: (() => void) | undefined;
@@ -83,12 +85,17 @@ export class Wakeup {
   /** Sleeps up to `ms`, returning early on a notice or rejecting when `signal` aborts. */
   async sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw signal.reason;
+    this.woken = false;
     if (this.#pending) {
       this.#pending = false;
+      this.woken = true;
       return;
     }
     const early = new AbortController();
-    this.#wake = () => early.abort();
+    this.#wake = () => {
+      this.woken = true;
+      early.abort();
+    };
     const onAbort = () => early.abort(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
     try {

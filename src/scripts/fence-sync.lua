@@ -5,6 +5,7 @@
 -- KEYS[n+1..2n]  fence counter keys
 -- ARGV[1]        the holder's value
 -- ARGV[2..n+1]   token of each resource
+-- ARGV[n+2]      fence counter retention in ms
 --
 -- Returns 1 when every lock key still holds our value, 0 otherwise.
 -- Counters only ever move forward. A counter that is missing (the node lost
@@ -27,7 +28,8 @@ for i = 1, n do
     f = now
   end
   if f < t then f = t end
-  if not cur or f ~= tonumber(cur) then redis.call('SET', KEYS[n + i], string.format('%.0f', f)) end
+  if not cur or f ~= tonumber(cur) then redis.call('SET', KEYS[n + i], string.format('%.0f', f), 'PX', ARGV[n + 2])
+  else redis.call('PEXPIRE', KEYS[n + i], ARGV[n + 2]) end
   if redis.call('GET', KEYS[i]) ~= ARGV[1] then held = 0 end
 end
 return held

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import type { Clock } from '../../src/clock.js';
 import { systemClock } from '../../src/clock.js';
 import { QuorumError } from '../../src/errors.js';
-import type { AcquireReply, AcquireRequest, InspectReply, LockNode } from '../../src/node.js';
+import type {
+  AcquireReply,
+  AcquireRequest,
+  InspectReply,
+  LockNode,
+  ReleaseRequest,
+} from '../../src/node.js';
 import {
   fanOut,
   holderTtlOnQuorum,
@@ -414,17 +420,19 @@ class MemoryNode implements LockNode {
   async acquire(req: AcquireRequest): Promise<AcquireReply> {
     await this.#gate;
     this.log.push(`acquire ${req.value}`);
+    const n = req.keys.length / 4;
+    const lockKeys = req.keys.slice(0, n);
     let holderTtl = 0;
-    for (const k of req.keys) {
+    for (const k of lockKeys) {
       const v = this.#get(k);
       if (v !== undefined && !v.startsWith(req.prefix)) {
         holderTtl = Math.max(holderTtl, this.keys.get(k)!.until - this.clock.now());
       }
     }
-    if (holderTtl > 0) return { ok: false, holderTtl };
-    for (const k of req.keys)
+    if (holderTtl > 0) return { ok: false, holderTtl, ticket: 0 };
+    for (const k of lockKeys)
       this.keys.set(k, { value: req.value, until: this.clock.now() + req.ttl });
-    const fences = (req.fenceKeys ?? []).map((f) => {
+    const fences = (req.fencing ? req.keys.slice(n, 2 * n) : []).map((f) => {
       const next = (this.fences.get(f) ?? 0) + 1;
       this.fences.set(f, next);
       return next;
@@ -437,11 +445,12 @@ class MemoryNode implements LockNode {
     return false;
   }
 
-  async release(keys: readonly string[], value: string): Promise<number> {
+  async release(req: ReleaseRequest): Promise<number> {
     await this.#gate;
+    const value = req.value;
     this.log.push(`release ${value}`);
     let n = 0;
-    for (const k of keys) {
+    for (const k of req.keys.slice(0, req.keys.length / 3)) {
       if (this.#get(k) === value) {
         this.keys.delete(k);
         n++;
