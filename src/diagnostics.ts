@@ -16,6 +16,12 @@ export const channels = {
   release: 'quorumlock:release',
   /** A held lock was lost: `{ resources, reason, error }`. */
   lost: 'quorumlock:lost',
+  /**
+   * An acquire began waiting for a lock another holder has (`waiting: true`,
+   * after its first lost round) or stopped waiting (`false`: it got the lock,
+   * gave up or was aborted): `{ resources, waiting }`.
+   */
+  wait: 'quorumlock:wait',
 } as const;
 
 /** The message of every round event. */
@@ -34,7 +40,8 @@ const acquire = diagnostics.channel(channels.acquire);
 const extend = diagnostics.channel(channels.extend);
 const release = diagnostics.channel(channels.release);
 const lost = diagnostics.channel(channels.lost);
-const byName = { acquire, extend, release, lost };
+const wait = diagnostics.channel(channels.wait);
+const byName = { acquire, extend, release, lost, wait };
 
 /** Publishes the event built by `build` on `name`, building it only when someone listens. */
 export function publish(name: keyof typeof byName, build: () => object): void {
