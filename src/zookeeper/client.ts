@@ -14,8 +14,16 @@
  * - a deadline on every request (the library queues requests while
  *   disconnected and would send them, late, after a reconnect).
  */
+import diagnostics from 'node:diagnostics_channel';
 import type { Clock } from '../clock.js';
 import { MissingDriverError } from '../errors.js';
+
+/**
+ * Every request a session sends, as `{ session, op, path }` (session id in
+ * hex), published only while someone subscribes: how many requests a lock
+ * costs, and which waiters a release wakes.
+ */
+export const requestChannel = diagnostics.channel('quorumlock:zookeeper:request');
 
 /** The package this adapter drives. */
 export const DRIVER_PACKAGE = 'node-zookeeper-client';
@@ -331,6 +339,9 @@ class DriverZkClient implements ZkClient {
           `${op} ${path}: the ZooKeeper session is ${this.state}`,
         ),
       );
+    }
+    if (requestChannel.hasSubscribers) {
+      requestChannel.publish({ session: this.#sessionId.toString(16), op, path });
     }
     return new Promise<T>((resolve, reject) => {
       let done = false;
