@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NodeUnavailableError } from '../../src/node.js';
+import { type AcquireRequest, NodeUnavailableError, type ReleaseRequest } from '../../src/node.js';
 import { Scheduler } from './clock.js';
 import { ConnectionResetError, SimServer } from './node.js';
 import { seeded } from './random.js';
@@ -8,6 +8,53 @@ const LINK = { requestDelay: 1, replyDelay: 1, jitter: 0 };
 const never = new AbortController().signal;
 const K = ['quorumlock:{a}'];
 const F = ['quorumlock:{a}:fence'];
+const Q = ['quorumlock:{a}:queue'];
+const E = ['quorumlock:{a}:lease'];
+const CHANNEL = 'quorumlock:turn:';
+/** Acquire keys of resources named in `rs`: lock, fence, queue and lease keys. */
+const keysOf = (rs: readonly string[]) => [
+  ...rs.map((r) => `quorumlock:{${r}}`),
+  ...rs.map((r) => `quorumlock:{${r}}:fence`),
+  ...rs.map((r) => `quorumlock:{${r}}:queue`),
+  ...rs.map((r) => `quorumlock:{${r}}:lease`),
+];
+/** Release keys of resources named in `rs`: lock, queue and lease keys. */
+const releaseKeysOf = (rs: readonly string[]) => {
+  const k = keysOf(rs);
+  return [...k.slice(0, rs.length), ...k.slice(2 * rs.length)];
+};
+
+/** An acquire request with the library's usual settings; `more` overrides. */
+function request(value: string, prefix: string, ttl: number, more: Partial<AcquireRequest> = {}) {
+  return {
+    keys: keysOf(['a']),
+    value,
+    prefix,
+    ttl,
+    fencing: true,
+    member: '',
+    ticket: 0,
+    lease: 3000,
+    grace: 50,
+    channel: CHANNEL,
+    seed: 0,
+    retention: 3_600_000,
+    ...more,
+  } satisfies AcquireRequest;
+}
+
+/** A release request with the library's usual settings; `more` overrides. */
+function release(value: string, more: Partial<ReleaseRequest> = {}): ReleaseRequest {
+  return {
+    keys: releaseKeysOf(['a']),
+    value,
+    leaving: '',
+    grace: 50,
+    channel: CHANNEL,
+    keep: '',
+    ...more,
+  };
+}
 
 function world(clock: { rate?: number; wallOffset?: number } = {}) {
   const sched = new Scheduler();
@@ -24,8 +71,12 @@ function world(clock: { rate?: number; wallOffset?: number } = {}) {
     });
     return out;
   };
-  const acquire = (value: string, prefix: string, ttl: number) =>
-    node.acquire({ keys: K, fenceKeys: F, value, prefix, ttl }, never);
+  const acquire = (
+    value: string,
+    prefix: string,
+    ttl: number,
+    more: Partial<AcquireRequest> = {},
+  ) => node.acquire(request(value, prefix, ttl, more), never);
   return { sched, server, node, at, acquire };
 }
 
@@ -45,7 +96,7 @@ describe('SimServer scripts (the decisions of src/scripts/*.lua)', () => {
     w.at(0, () => w.acquire('p.0', 'p', 100));
     const other = w.at(10, () => w.acquire('q.0', 'q', 100));
     await w.sched.run();
-    expect(other.value).toEqual({ ok: false, holderTtl: 90 });
+    expect(other.value).toEqual({ ok: false, holderTtl: 90, ticket: 0, rank: -1, turnTtl: 0 });
   });
 
   it('treats leftovers of the same acquisition (same prefix) as free', async () => {
@@ -89,38 +140,25 @@ describe('SimServer scripts (the decisions of src/scripts/*.lua)', () => {
     expect(ttl.value?.pttl).toBe(1000 - 30);
   });
 
-  it('releases only its own value and publishes the released value to subscribers', async () => {
+  it('releases only its own value, deleting the key when nobody waits, and publishes nothing', async () => {
     const w = world();
     const notices: Array<string | undefined> = [];
-    w.at(0, () => w.node.subscribe('ch', (v) => notices.push(v), never));
+    w.at(0, () => w.node.subscribe(`${CHANNEL}A`, (v) => notices.push(v), never));
     w.at(5, () => w.acquire('p.0', 'p', 1000));
-    const foreign = w.at(10, () => w.node.release(K, 'x', ['ch'], never));
-    const own = w.at(20, () => w.node.release(K, 'p.0', ['ch'], never));
-    const again = w.at(30, () => w.node.release(K, 'p.0', ['ch'], never));
-    w.at(40, () => w.acquire('q.0', 'q', 1000));
-    const silent = w.at(50, () => w.node.release(K, 'q.0', [''], never));
+    const foreign = w.at(10, () => w.node.release(release('x'), never));
+    const own = w.at(20, () => w.node.release(release('p.0'), never));
+    const again = w.at(30, () => w.node.release(release('p.0'), never));
     await w.sched.run();
-    expect([foreign.value, own.value, again.value, silent.value]).toEqual([0, 1, 0, 1]);
-    expect(notices).toEqual(['p.0']);
-  });
-
-  it('fails a release with fewer channels than keys after deleting the first key, as Redis does', async () => {
-    const w = world();
-    const keys = ['quorumlock:{a}', 'quorumlock:{b}'];
-    w.at(0, () =>
-      w.node.acquire({ keys, fenceKeys: null, value: 'p.0', prefix: 'p', ttl: 1000 }, never),
-    );
-    const rel = w.at(10, () => w.node.release(keys, 'p.0', [], never));
-    await w.sched.run();
-    expect(String(rel.error)).toMatch(/arguments must be strings or integers/);
-    expect(w.server.liveLockEntries()).toEqual([{ key: 'quorumlock:{b}', value: 'p.0' }]);
+    expect([foreign.value, own.value, again.value]).toEqual([0, 1, 0]);
+    expect(notices).toEqual([]);
+    expect(w.server.keyspace().map((k) => k.key)).toEqual([F[0]]);
   });
 
   it('raises fence counters in phase 2 but never lowers them, and reports whether the key is still ours', async () => {
     const w = world({ wallOffset: 0 });
     w.at(0, () => w.acquire('p.0', 'p', 1000));
-    const up = w.at(10, () => w.node.fenceSync(K, F, 'p.0', [5000], never));
-    const down = w.at(20, () => w.node.fenceSync(K, F, 'x', [7], never));
+    const up = w.at(10, () => w.node.fenceSync(K, F, 'p.0', [5000], 1000, never));
+    const down = w.at(20, () => w.node.fenceSync(K, F, 'x', [7], 1000, never));
     const read = w.at(30, () => w.node.inspect(K[0]!, F[0]!, never));
     await w.sched.run();
     expect(up.value).toBe(true);
@@ -134,7 +172,7 @@ describe('SimServer scripts (the decisions of src/scripts/*.lua)', () => {
     // The node loses its data, keys and counters, and comes back at once.
     w.sched.at(5, 'world', () => w.server.crash(false));
     w.sched.at(6, 'world', () => w.server.restart());
-    const low = w.at(20, () => w.node.fenceSync(K, F, 'p.0', [7], never));
+    const low = w.at(20, () => w.node.fenceSync(K, F, 'p.0', [7], 1000, never));
     const read = w.at(30, () => w.node.inspect(K[0]!, F[0]!, never));
     await w.sched.run();
     expect(low.value).toBe(false);
@@ -148,6 +186,155 @@ describe('SimServer scripts (the decisions of src/scripts/*.lua)', () => {
     await w.sched.run();
     expect(String(bad.error)).toMatch(/invalid expire time/);
     expect(w.server.liveLockEntries()).toEqual([]);
+  });
+});
+
+describe('SimServer waiter queues and turns (acquire.lua, release.lua)', () => {
+  /** A world where p.0 holds "a" from true time 0 and waiters A.1 then B.1 queue behind it. */
+  function queued(clock: { rate?: number; wallOffset?: number } = {}, lease = 3000) {
+    const w = world(clock);
+    const notices: string[] = [];
+    w.at(0, () => w.node.subscribe(`${CHANNEL}A`, (v) => notices.push(`A ${v}`), never));
+    w.at(0, () => w.node.subscribe(`${CHANNEL}B`, (v) => notices.push(`B ${v}`), never));
+    const holder = w.at(5, () => w.acquire('p.0', 'p', 1000));
+    const a1 = w.at(10, () => w.acquire('a.0', 'a', 1000, { member: 'A.1', lease }));
+    const b1 = w.at(12, () => w.acquire('b.0', 'b', 1000, { member: 'B.1', ticket: 1, lease }));
+    return { ...w, notices, holder, a1, b1 };
+  }
+  const zset = (w: ReturnType<typeof world>, key: string) => {
+    const k = w.server.keyspace().find((e) => e.key === key);
+    return k?.type === 'zset' ? k.members : undefined;
+  };
+
+  it('queues waiters with increasing tickets and a lease on server time; the queue expires with the lease', async () => {
+    const w = queued({ wallOffset: 0 });
+    const again = w.at(20, () => w.acquire('a.1', 'a', 1000, { member: 'A.1', ticket: 1 }));
+    const raised = w.at(30, () => w.acquire('b.1', 'b', 1000, { member: 'B.1', ticket: 7 }));
+    await w.sched.run();
+    expect(w.a1.value).toEqual({ ok: false, holderTtl: 995, ticket: 1, rank: 0, turnTtl: 0 });
+    // B.1 proposed 1, but A.1 already holds 1 there: it gets the next ticket.
+    expect(w.b1.value).toEqual({ ok: false, holderTtl: 993, ticket: 2, rank: 1, turnTtl: 0 });
+    expect(again.value).toEqual({ ok: false, holderTtl: 985, ticket: 1, rank: 0, turnTtl: 0 });
+    expect(raised.value).toEqual({ ok: false, holderTtl: 975, ticket: 7, rank: 1, turnTtl: 0 });
+    expect(zset(w, Q[0]!)).toEqual([
+      ['A.1', 1],
+      ['B.1', 7],
+    ]);
+    // Leases end 3000 ms after each waiter's last call reached the server (true 21 and 31).
+    expect(zset(w, E[0]!)).toEqual([
+      ['A.1', 3021],
+      ['B.1', 3031],
+    ]);
+    const ks = w.server.keyspace();
+    expect(ks.every((k) => k.pttl > 0)).toBe(true);
+  });
+
+  it('refuses a caller that does not wait while anyone is queued, even on a free key, and writes nothing', async () => {
+    const w = queued();
+    w.at(100, () => w.node.release(release('p.0'), never));
+    // A.1 was handed the turn; B.1 is still queued. Let A.1 take and release.
+    w.at(110, () => w.acquire('a.1', 'a', 1000, { member: 'A.1', ticket: 1 }));
+    w.at(120, () => w.node.release(release('a.1'), never));
+    const b1 = w.at(130, () => w.acquire('b.1', 'b', 1000, { member: 'B.1', ticket: 2 }));
+    w.at(140, () => w.node.release(release('b.1'), never));
+    const tryFree = w.at(150, () => w.acquire('t.0', 't', 1000));
+    await w.sched.run();
+    expect(b1.value).toMatchObject({ ok: true });
+    expect(tryFree.value).toMatchObject({ ok: true });
+
+    const v = queued();
+    v.sched.at(50, 'world', () => v.server.clock.stepWall(2000));
+    // The holder's key expired on its own: the key is free, but A.1 and B.1 are queued.
+    const barge = v.at(60, () => v.acquire('t.0', 't', 1000));
+    await v.sched.run();
+    expect(barge.value).toEqual({ ok: false, holderTtl: -1, ticket: 0, rank: -1, turnTtl: 0 });
+    expect(v.server.liveLockEntries()).toEqual([]);
+    expect(v.notices).toEqual([]);
+  });
+
+  it('a release hands the key to the first waiter as a turn with grace and tells only its instance', async () => {
+    const w = queued();
+    const rel = w.at(100, () => w.node.release(release('p.0'), never));
+    const other = w.at(110, () => w.acquire('b.1', 'b', 1000, { member: 'B.1', ticket: 2 }));
+    const barge = w.at(115, () => w.acquire('t.0', 't', 1000));
+    const turn = w.at(120, () => w.node.inspect(K[0]!, F[0]!, never));
+    const mine = w.at(130, () => w.acquire('a.1', 'a', 1000, { member: 'A.1', ticket: 1 }));
+    await w.sched.run();
+    expect(rel.value).toBe(1);
+    expect(w.notices).toEqual([`A A.1 ${K[0]}`]);
+    expect(other.value).toEqual({ ok: false, holderTtl: -1, ticket: 2, rank: 0, turnTtl: 40 });
+    // For a caller that does not wait, a turn counts as a holder.
+    expect(barge.value).toEqual({ ok: false, holderTtl: 35, ticket: 0, rank: -1, turnTtl: 0 });
+    expect(turn.value?.value).toBe('~turn~A.1');
+    expect(turn.value?.pttl).toBe(30);
+    expect(mine.value).toMatchObject({ ok: true });
+    expect(w.server.liveLockEntries()).toEqual([{ key: K[0], value: 'a.1' }]);
+    expect(zset(w, Q[0]!)).toEqual([['B.1', 2]]);
+  });
+
+  it('a turn nobody claims ends after its grace; then the next waiter gets the key', async () => {
+    const w = queued();
+    w.at(100, () => w.node.release(release('p.0'), never));
+    const during = w.at(140, () => w.acquire('b.1', 'b', 1000, { member: 'B.1', ticket: 2 }));
+    // At 160 the turn (PX 50 from 101) is gone: B.1 is the head of the queue now.
+    const after = w.at(160, () => w.acquire('b.2', 'b', 1000, { member: 'B.1', ticket: 2 }));
+    await w.sched.run();
+    expect(during.value).toMatchObject({ ok: false });
+    expect(after.value).toMatchObject({ ok: true });
+  });
+
+  it('a free key with a waiter ahead becomes that waiter’s turn, announced by the refused caller’s acquire', async () => {
+    const w = queued();
+    w.sched.at(50, 'world', () => w.server.clock.stepWall(2000));
+    const b = w.at(60, () => w.acquire('b.1', 'b', 1000, { member: 'B.1', ticket: 2 }));
+    await w.sched.run();
+    expect(b.value).toEqual({ ok: false, holderTtl: -1, ticket: 2, rank: 0, turnTtl: 50 });
+    expect(w.server.liveLockEntries()).toEqual([{ key: K[0], value: '~turn~A.1' }]);
+    expect(w.notices).toEqual([`A A.1 ${K[0]}`]);
+  });
+
+  it('drops waiters whose lease ran out on the server clock before handing on', async () => {
+    // The server clock runs twice as fast: a 100 ms lease runs out after 50 true ms.
+    const w = queued({ rate: 2 }, 100);
+    const rel = w.at(80, () => w.node.release(release('p.0'), never));
+    await w.sched.run();
+    expect(rel.value).toBe(1);
+    expect(w.notices).toEqual([]);
+    expect(w.server.keyspace().map((k) => k.key)).toEqual([F[0]]);
+  });
+
+  it('undoing a claim made from a turn keeps the turn; a leaving waiter hands its turn on', async () => {
+    const w = queued();
+    w.at(100, () => w.node.release(release('p.0'), never));
+    w.at(110, () => w.acquire('a.1', 'a', 1000, { member: 'A.1', ticket: 1 }));
+    const undo = w.at(120, () => w.node.release(release('a.1', { keep: 'A.1' }), never));
+    const kept = w.at(125, () => w.node.inspect(K[0]!, F[0]!, never));
+    const leave = w.at(130, () => w.node.release(release('~turn~A.1', { leaving: 'A.1' }), never));
+    await w.sched.run();
+    expect(undo.value).toBe(1);
+    expect(kept.value).toMatchObject({ value: '~turn~A.1', pttl: 45 });
+    expect(leave.value).toBe(1);
+    expect(w.notices).toEqual([`A A.1 ${K[0]}`, `B B.1 ${K[0]}`]);
+    expect(w.server.liveLockEntries()).toEqual([{ key: K[0], value: '~turn~B.1' }]);
+    expect(zset(w, Q[0]!)).toBeUndefined();
+  });
+
+  it('seeds a fresh fence counter from a proposal up to 5 s ahead of server time, else from TIME; counters expire after their retention', async () => {
+    const w = world({ wallOffset: 0 });
+    // Server TIME at true 1 ms is 1000 µs.
+    const close = w.at(0, () => w.acquire('p.0', 'p', 10, { seed: 4_000_000, retention: 100 }));
+    const counted = w.at(20, () => w.acquire('q.0', 'q', 10, { seed: 9e9, retention: 100 }));
+    // Expired 100 ms after its last use (true 21): reseeded from TIME, as the proposal is too far ahead.
+    const far = w.at(200, () => w.acquire('r.0', 'r', 10, { seed: 6_000_000, retention: 100 }));
+    const behind = w.at(400, () => w.acquire('s.0', 's', 10, { seed: 5, retention: 100 }));
+    const read = w.at(410, () => w.node.inspect(K[0]!, F[0]!, never));
+    await w.sched.run();
+    expect(close.value).toEqual({ ok: true, fences: [4_000_000] });
+    expect(counted.value).toEqual({ ok: true, fences: [4_000_001] });
+    expect(far.value).toEqual({ ok: true, fences: [201_000] });
+    expect(behind.value).toEqual({ ok: true, fences: [401_000] });
+    expect(read.value?.fence).toBe(401_000);
+    expect(w.server.keyspace().every((k) => k.pttl > 0)).toBe(true);
   });
 });
 

@@ -13,7 +13,13 @@
  * slowed per direction, reorder its replies, or be partitioned (requests lost,
  * replies lost, or both).
  */
-import type { AcquireReply, AcquireRequest, InspectReply, LockNode } from '../../src/node.js';
+import type {
+  AcquireReply,
+  AcquireRequest,
+  InspectReply,
+  LockNode,
+  ReleaseRequest,
+} from '../../src/node.js';
 import { NodeUnavailableError } from '../../src/node.js';
 import type { ClockSpec, Scheduler } from './clock.js';
 import { SimClock } from './clock.js';
@@ -50,7 +56,8 @@ export interface LinkSpec {
 
 /** A key in the simulated keyspace. */
 interface Entry {
-  value: string;
+  /** A string, or a sorted set (member -> score). */
+  value: string | Map<string, number>;
   /** Absolute expiry on the server's wall clock in integer ms, or null for none. */
   expireAt: number | null;
 }
@@ -89,6 +96,16 @@ export interface LiveEntry {
   readonly key: string;
   readonly value: string;
 }
+
+/** A key of the keyspace, as `SimServer.keyspace()` reports it. */
+export type KeyState =
+  | { readonly key: string; readonly type: 'string'; readonly value: string; readonly pttl: number }
+  | {
+      readonly key: string;
+      readonly type: 'zset';
+      readonly members: ReadonlyArray<readonly [string, number]>;
+      readonly pttl: number;
+    };
 
 /** One simulated redis-server. */
 export class SimServer {
@@ -238,11 +255,32 @@ export class SimServer {
     const nowMs = Math.floor(this.clock.wallNow());
     const out: LiveEntry[] = [];
     for (const [key, e] of this.#data) {
-      if (key.endsWith(':fence')) continue;
+      if (key.endsWith(':fence') || typeof e.value !== 'string') continue;
       if (e.expireAt !== null && nowMs > e.expireAt) continue;
       out.push({ key, value: e.value });
     }
     return out;
+  }
+
+  /**
+   * Every live key, read without side effects: strings with their value,
+   * sorted sets as [member, score] pairs in Redis order, and the remaining
+   * ttl in ms (-1 for a key that never expires).
+   */
+  keyspace(): KeyState[] {
+    const nowMs = Math.floor(this.clock.wallNow());
+    const out: KeyState[] = [];
+    for (const [key, e] of this.#data) {
+      if (e.expireAt !== null && nowMs > e.expireAt) continue;
+      const pttl = e.expireAt === null ? -1 : Math.max(0, e.expireAt - nowMs);
+      if (typeof e.value === 'string') out.push({ key, type: 'string', value: e.value, pttl });
+      else {
+        const z = e.value;
+        const members = [...z.entries()].sort((a, b) => a[1] - b[1] || compareBytes(a[0], b[0]));
+        out.push({ key, type: 'zset', members, pttl });
+      }
+    }
+    return out.sort((a, b) => compareBytes(a.key, b.key));
   }
 
   // ---------------------------------------------------------------------------
@@ -387,36 +425,144 @@ export class SimServer {
     }
   }
 
+  /** Drops queue entries whose lease ran out (acquire.lua's purge, release.lua's inline copy). */
+  #purge(q: string, e: string): void {
+    const dead = this.#zrangeByScore(e, this.#nowMs(), 16);
+    if (dead.length > 0) {
+      this.#zrem(q, dead);
+      this.#zrem(e, dead);
+    }
+  }
+
+  /** PUBLISH ARGV-prefix .. string.match(head, '^[^.]+'), head .. ' ' .. key. */
+  #publishTurn(channelPrefix: string, head: string, key: string): void {
+    const m = /^[^.]+/.exec(head);
+    if (!m) throw new SimReplyError('ERR attempt to concatenate');
+    this.#publish(channelPrefix + m[0], `${head} ${key}`);
+  }
+
   // acquire.lua
   #acquire(keys: readonly string[], argv: readonly string[]): RawReply {
     const n = luaForLimit(argv[3]);
     const prefix = argv[1]!;
+    const member = argv[5] ?? '';
+    const mark = member !== '' ? `~turn~${member}` : null;
+    const grace = luaToNumber(argv[8]);
+    const K = (i: number) => keys[i]!;
+    const Q = (i: number) => keys[2 * n + i]!;
+    const E = (i: number) => keys[3 * n + i]!;
+
     let taken = false;
-    let holderTtl = 0;
+    let holderTtl = -1;
+    let turnTtl = 0;
     for (let i = 0; i < n; i++) {
-      const v = this.#get(keys[i]!);
-      if (v !== null && !v.startsWith(prefix)) {
+      const v = this.#get(K(i));
+      if (v !== null && v !== mark && !v.startsWith(prefix)) {
         taken = true;
-        const pttl = this.#pttl(keys[i]!);
-        if (pttl > holderTtl) holderTtl = pttl;
+        const pttl = this.#pttl(K(i));
+        // For a caller that does not wait, turns count as holders.
+        if (member !== '' && v.startsWith('~turn~')) {
+          if (pttl > turnTtl) turnTtl = pttl;
+        } else if (pttl > holderTtl) holderTtl = pttl;
       }
     }
-    if (taken) return [0, holderTtl];
+
+    const queued = new Set<number>();
+    if (!taken) {
+      for (let i = 0; i < n; i++) {
+        if (!this.#exists(Q(i))) continue;
+        queued.add(i);
+        if (member === '') {
+          taken = true;
+        } else if (this.#get(K(i)) === null) {
+          this.#purge(Q(i), E(i));
+          const head = this.#zrange(Q(i), 0, 0)[0];
+          if (head !== undefined && head !== member) {
+            // A free key with someone queued ahead: it is the head's turn.
+            if (grace === null) throw new SimReplyError(luaArgError);
+            this.#setPx(K(i), `~turn~${head}`, luaNumberArg(grace));
+            this.#zrem(Q(i), [head]);
+            this.#zrem(E(i), [head]);
+            this.#publishTurn(argv[9] ?? '', head, K(i));
+            taken = true;
+            if (grace > turnTtl) turnTtl = grace;
+          }
+        }
+      }
+    }
+
+    if (taken) {
+      if (member === '') return [0, holderTtl, 0, -1, 0];
+      // Queue (or refresh) this waiter with one ticket on every resource.
+      let ticket = luaToNumber(argv[6]);
+      const nilCompare = 'ERR attempt to compare nil with number';
+      for (let i = 0; i < n; i++) {
+        this.#purge(Q(i), E(i));
+        const mine = this.#zscore(Q(i), member);
+        if (mine !== null) {
+          if (ticket === null) throw new SimReplyError(nilCompare);
+          if (mine > ticket) ticket = mine;
+        } else {
+          const last = this.#zrange(Q(i), -1, -1)[0];
+          if (last !== undefined) {
+            if (ticket === null) throw new SimReplyError(nilCompare);
+            const score = this.#zscore(Q(i), last)!;
+            if (score + 1 > ticket) ticket = score + 1;
+          }
+        }
+      }
+      if (ticket === null) throw new SimReplyError(nilCompare);
+      if (ticket < 1) ticket = 1;
+      const lease = luaToNumber(argv[7]);
+      if (lease === null)
+        throw new SimReplyError("ERR attempt to perform arithmetic on local 'lease' (a nil value)");
+      const until = this.#nowMs() + lease;
+      let rank = 0;
+      for (let i = 0; i < n; i++) {
+        this.#zadd(Q(i), ticket, member);
+        this.#zadd(E(i), until, member);
+        this.#pexpire(Q(i), luaNumberArg(lease));
+        this.#pexpire(E(i), luaNumberArg(lease));
+        // ZRANK of a member just added; nil (an error on compare) if the PEXPIRE deleted the queue.
+        const r = this.#zrank(Q(i), member);
+        if (r === null) throw new SimReplyError('ERR attempt to compare number with boolean');
+        if (r > rank) rank = r;
+      }
+      return [0, holderTtl, luaInteger(ticket), rank, turnTtl];
+    }
+
     const reply: RawReply[] = [1];
-    for (let i = 0; i < n; i++) this.#setPx(keys[i]!, argv[0]!, argv[2]!);
+    for (let i = 0; i < n; i++) {
+      this.#setPx(K(i), argv[0]!, argv[2]!);
+      if (queued.has(i)) {
+        this.#zrem(Q(i), [member]);
+        this.#zrem(E(i), [member]);
+      }
+    }
     if (argv[4] === '1') {
-      let now: number | undefined;
+      const retention = argv[11];
+      let seed: number | null = null;
       for (let i = 0; i < n; i++) {
         const fkey = keys[n + i]!;
-        let f: number;
-        if (this.#get(fkey) !== null) {
-          f = this.#incr(fkey);
+        let f = this.#incr(fkey);
+        if (f === 1) {
+          // Missing (never used, expired or lost): seed from TIME, or the close proposal.
+          if (seed === null) {
+            const us = this.#nowUs;
+            const proposal = luaToNumber(argv[10]);
+            if (proposal === null)
+              throw new SimReplyError('ERR attempt to compare nil with number');
+            seed = us;
+            if (proposal > us && proposal <= us + 5_000_000) seed = proposal;
+          }
+          f = seed;
+          if (retention === undefined) throw new SimReplyError(luaArgError);
+          this.#setPx(fkey, f.toFixed(0), retention);
         } else {
-          now ??= this.#nowUs;
-          f = now;
-          this.#set(fkey, f.toFixed(0));
+          if (retention === undefined) throw new SimReplyError(luaArgError);
+          this.#pexpire(fkey, retention);
         }
-        reply.push(f);
+        reply.push(luaInteger(f));
       }
     }
     return reply;
@@ -433,44 +579,69 @@ export class SimServer {
 
   // release.lua
   #release(keys: readonly string[], argv: readonly string[]): RawReply {
-    let deleted = 0;
-    for (let i = 0; i < keys.length; i++) {
-      if (this.#get(keys[i]!) === argv[0]) {
-        this.#data.delete(keys[i]!);
-        const channel = argv[i + 1];
-        if (channel !== '') {
-          if (channel === undefined) {
-            throw new SimReplyError(
-              'ERR Lua redis lib command arguments must be strings or integers',
-            );
+    const third = keys.length / 3;
+    // `for i = 1, n` with a fractional n runs floor(n) times, but KEYS[n + i] is then nil.
+    const n = Math.floor(third);
+    const leaving = argv[1] ?? '';
+    const grace = argv[2];
+    const keep = argv[4];
+    let released = 0;
+    for (let i = 0; i < n; i++) {
+      if (!Number.isInteger(third))
+        throw new SimReplyError('ERR Lua redis lib command arguments must be strings or integers');
+      const k = keys[i]!;
+      const q = keys[n + i]!;
+      const e = keys[2 * n + i]!;
+      const queued = this.#exists(q);
+      if (queued && leaving !== '') {
+        this.#zrem(q, [leaving]);
+        this.#zrem(e, [leaving]);
+      }
+      if (this.#get(k) === argv[0]) {
+        released++;
+        let head: string | undefined;
+        if (keep === undefined) throw new SimReplyError('ERR attempt to concatenate');
+        if (keep !== '') {
+          if (grace === undefined) throw new SimReplyError(luaArgError);
+          this.#setPx(k, `~turn~${keep}`, grace);
+        } else {
+          if (queued) {
+            this.#purge(q, e);
+            head = this.#zrange(q, 0, 0)[0];
           }
-          this.#publish(channel, argv[0]!);
+          if (head !== undefined) {
+            if (grace === undefined) throw new SimReplyError(luaArgError);
+            this.#setPx(k, `~turn~${head}`, grace);
+            this.#zrem(q, [head]);
+            this.#zrem(e, [head]);
+            this.#publishTurn(argv[3] ?? '', head, k);
+          } else {
+            this.#data.delete(k);
+          }
         }
-        deleted++;
       }
     }
-    return deleted;
+    return released;
   }
 
   // fence-sync.lua
   #fenceSync(keys: readonly string[], argv: readonly string[]): RawReply {
     const n = Math.floor(keys.length / 2);
+    const retention = argv[Math.floor(keys.length / 2) + 1];
     let held = 1;
-    let now: number | undefined;
     for (let i = 0; i < n; i++) {
       const t = luaToNumber(argv[i + 1]);
       const cur = this.#get(keys[n + i]!);
-      let f: number | null;
-      if (cur !== null) {
-        f = luaToNumber(cur);
-      } else {
-        now ??= this.#nowUs;
-        f = now;
-      }
-      if (t === null || f === null)
-        throw new SimReplyError('ERR attempt to compare nil with number');
+      let f: number | null = cur !== null ? luaToNumber(cur) : this.#nowUs;
+      if (f === null && t === null)
+        throw new SimReplyError('ERR attempt to compare two nil values');
+      if (f === null) throw new SimReplyError('ERR attempt to compare nil with number');
+      if (t === null) throw new SimReplyError('ERR attempt to compare number with nil');
       if (f < t) f = t;
-      if (cur === null || f !== luaToNumber(cur)) this.#set(keys[n + i]!, f.toFixed(0));
+      if (retention === undefined) throw new SimReplyError(luaArgError);
+      if (cur === null || f !== luaToNumber(cur))
+        this.#setPx(keys[n + i]!, f.toFixed(0), retention);
+      else this.#pexpire(keys[n + i]!, retention);
       if (this.#get(keys[i]!) !== argv[0]) held = 0;
     }
     return held;
@@ -482,26 +653,34 @@ export class SimServer {
     return Math.floor(this.#nowUs / 1000);
   }
 
-  /** GET, expiring the key lazily as Redis does (expired once now > expireAt). */
-  #get(key: string): string | null {
+  /** The live entry of `key`, expiring it lazily as Redis does (expired once now > expireAt). */
+  #entry(key: string): Entry | null {
     const e = this.#data.get(key);
     if (!e) return null;
     if (e.expireAt !== null && this.#nowMs() > e.expireAt) {
       this.#data.delete(key);
       return null;
     }
+    return e;
+  }
+
+  /** GET: a string value, null when missing; WRONGTYPE on a sorted set. */
+  #get(key: string): string | null {
+    const e = this.#entry(key);
+    if (!e) return null;
+    if (typeof e.value !== 'string') throw new SimReplyError(WRONGTYPE);
     return e.value;
   }
 
-  #pttl(key: string): number {
-    if (this.#get(key) === null) return -2;
-    const e = this.#data.get(key)!;
-    if (e.expireAt === null) return -1;
-    return Math.max(0, e.expireAt - this.#nowMs());
+  #exists(key: string): boolean {
+    return this.#entry(key) !== null;
   }
 
-  #set(key: string, value: string): void {
-    this.#data.set(key, { value, expireAt: null });
+  #pttl(key: string): number {
+    const e = this.#entry(key);
+    if (!e) return -2;
+    if (e.expireAt === null) return -1;
+    return Math.max(0, e.expireAt - this.#nowMs());
   }
 
   #setPx(key: string, value: string, px: string): void {
@@ -512,10 +691,11 @@ export class SimServer {
   }
 
   #incr(key: string): number {
-    const current = parseRedisInteger(this.#get(key) ?? '0');
+    const e = this.#entry(key);
+    if (e && typeof e.value !== 'string') throw new SimReplyError(WRONGTYPE);
+    const current = parseRedisInteger(e ? (e.value as string) : '0');
     if (current === null) throw new SimReplyError('ERR value is not an integer or out of range');
     const next = current + 1;
-    const e = this.#data.get(key);
     this.#data.set(key, { value: String(next), expireAt: e?.expireAt ?? null });
     return next;
   }
@@ -523,13 +703,87 @@ export class SimServer {
   #pexpire(key: string, ms: string): void {
     const n = parseRedisInteger(ms);
     if (n === null) throw new SimReplyError('ERR value is not an integer or out of range');
-    if (this.#get(key) === null) return;
+    const e = this.#entry(key);
+    if (!e) return;
     if (n <= 0) {
       this.#data.delete(key);
       return;
     }
-    this.#data.get(key)!.expireAt = this.#nowMs() + n;
+    e.expireAt = this.#nowMs() + n;
   }
+
+  /** The sorted set at `key` (null when missing); WRONGTYPE on a string. */
+  #zset(key: string): Map<string, number> | null {
+    const e = this.#entry(key);
+    if (!e) return null;
+    if (typeof e.value === 'string') throw new SimReplyError(WRONGTYPE);
+    return e.value;
+  }
+
+  /** Members in Redis order: by score, then by member bytes. */
+  #sorted(z: Map<string, number>): string[] {
+    return [...z.entries()].sort((a, b) => a[1] - b[1] || compareBytes(a[0], b[0])).map(([m]) => m);
+  }
+
+  #zadd(key: string, score: number, member: string): void {
+    let z = this.#zset(key);
+    if (!z) {
+      z = new Map();
+      this.#data.set(key, { value: z, expireAt: null });
+    }
+    z.set(member, score);
+  }
+
+  #zrem(key: string, members: readonly string[]): void {
+    const z = this.#zset(key);
+    if (!z) return;
+    for (const m of members) z.delete(m);
+    // Redis deletes a sorted set (and its expiry) once it is empty.
+    if (z.size === 0) this.#data.delete(key);
+  }
+
+  #zrank(key: string, member: string): number | null {
+    const z = this.#zset(key);
+    if (!z?.has(member)) return null;
+    return this.#sorted(z).indexOf(member);
+  }
+
+  #zscore(key: string, member: string): number | null {
+    return this.#zset(key)?.get(member) ?? null;
+  }
+
+  /** ZRANGE key start stop (rank indexes, negative from the end). */
+  #zrange(key: string, start: number, stop: number): string[] {
+    const z = this.#zset(key);
+    if (!z) return [];
+    const all = this.#sorted(z);
+    const len = all.length;
+    const from = Math.max(0, start < 0 ? len + start : start);
+    const to = Math.min(len - 1, stop < 0 ? len + stop : stop);
+    return from > to ? [] : all.slice(from, to + 1);
+  }
+
+  /** ZRANGEBYSCORE key -inf max LIMIT 0 count. */
+  #zrangeByScore(key: string, max: number, count: number): string[] {
+    const z = this.#zset(key);
+    if (!z) return [];
+    return this.#sorted(z)
+      .filter((m) => z.get(m)! <= max)
+      .slice(0, count);
+  }
+}
+
+const WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value';
+const luaArgError = 'ERR Lua redis lib command arguments must be strings or integers';
+
+/** Byte-wise comparison of two strings, as Redis orders equal-score members. */
+function compareBytes(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a), Buffer.from(b));
+}
+
+/** How Redis turns a Lua number in a script's reply into an integer reply (truncation). */
+function luaInteger(n: number): number {
+  return Math.trunc(n);
 }
 
 /** One client's connection to a SimServer: a LockNode built like RedisNode. */
@@ -551,30 +805,41 @@ export class SimNode implements LockNode {
 
   async acquire(req: AcquireRequest, _signal: AbortSignal): Promise<AcquireReply> {
     this.server.onAcquireSent?.(this.#link.client, req);
-    const n = req.keys.length;
-    const keys = req.fenceKeys ? [...req.keys, ...req.fenceKeys] : req.keys;
-    const reply = (await this.#run('acquire', keys, [
+    const reply = (await this.#run('acquire', req.keys, [
       req.value,
       req.prefix,
       String(req.ttl),
-      String(n),
-      req.fenceKeys ? '1' : '0',
+      String(req.keys.length / 4),
+      req.fencing ? '1' : '0',
+      req.member,
+      String(req.ticket),
+      String(req.lease),
+      String(req.grace),
+      req.channel,
+      String(req.seed),
+      String(req.retention),
     ])) as number[];
-    if (reply[0] === 1) return { ok: true, fences: reply.slice(1).map(Number) };
-    return { ok: false, holderTtl: Number(reply[1] ?? 0) };
+    if (reply[0] === 1) {
+      const fences: number[] = [];
+      for (let i = 1; i < reply.length; i++) fences.push(Number(reply[i]));
+      return { ok: true, fences };
+    }
+    return {
+      ok: false,
+      holderTtl: Number(reply[1] ?? -1),
+      ticket: Number(reply[2] ?? 0),
+      rank: Number(reply[3] ?? -1),
+      turnTtl: Number(reply[4] ?? 0),
+    };
   }
 
   async extend(keys: readonly string[], value: string, ttl: number, _signal: AbortSignal) {
     return (await this.#run('extend', keys, [value, String(ttl)])) === 1;
   }
 
-  async release(
-    keys: readonly string[],
-    value: string,
-    channels: readonly string[],
-    _signal: AbortSignal,
-  ) {
-    return Number(await this.#run('release', keys, [value, ...channels]));
+  async release(req: ReleaseRequest, _signal: AbortSignal) {
+    const args = [req.value, req.leaving, String(req.grace), req.channel, req.keep];
+    return Number(await this.#run('release', req.keys, args));
   }
 
   async fenceSync(
@@ -582,9 +847,10 @@ export class SimNode implements LockNode {
     fenceKeys: readonly string[],
     value: string,
     tokens: readonly number[],
+    retention: number,
     _signal: AbortSignal,
   ) {
-    const args = [value, ...tokens.map((t) => String(t))];
+    const args = [value, ...tokens.map((t) => String(t)), String(retention)];
     return (await this.#run('fence-sync', [...keys, ...fenceKeys], args)) === 1;
   }
 

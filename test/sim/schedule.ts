@@ -527,10 +527,12 @@ export function canaryScenario(kind: CanaryKind): fc.Arbitrary<Scenario> {
     const fast = { requestDelay: 0.5, replyDelay: 0.5, jitter: 1 };
     // The longest c1 can take to notice a free lock and take it.
     const reaction = maxDelay + 4 * 2 + 2;
+    // c1 polls with tryAcquire: a queued waiter sleeps until the holder's key
+    // runs out where it saw it, and would miss a key freed early by the fault.
     const waiter: Op = {
-      kind: 'acquire',
+      kind: 'try',
       resources: ['a'],
-      wait: 10 * ttl,
+      wait: 0,
       hold: Math.round(0.8 * ttl),
       writes: 8,
       think: 0,

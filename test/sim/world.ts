@@ -50,7 +50,7 @@ export interface Op {
    * process stalls for the remaining validity plus this many ms, then writes.
    */
   readonly stallPastValidity?: number;
-  /** Retry the operation after a failure until it gets the lock (bounded). */
+  /** Retry the operation after a failure until it gets the lock (bounded: 20 tries, 500 for `try`). */
   readonly untilAcquired?: boolean;
 }
 
@@ -188,6 +188,12 @@ interface ClientCtx {
   opIndex: number;
 }
 
+/** How many times an operation is tried. */
+function attemptsOf(op: Op): number {
+  if (!op.untilAcquired) return 1;
+  return op.kind === 'try' ? 500 : 20;
+}
+
 /** Longest a fault keeps something away, for the settle windows. */
 function longestFault(s: Scenario): number {
   let m = 0;
@@ -207,7 +213,7 @@ export function horizonOf(s: Scenario): number {
     let t = c.startAt;
     for (const op of c.program) {
       const opTtl = op.ttl ?? ttl;
-      const attempts = op.untilAcquired ? 20 : 1;
+      const attempts = attemptsOf(op);
       t += attempts * (op.wait + 20 * nt + 4 * opTtl) + op.hold + op.think;
       t += op.stallPastValidity === undefined ? 0 : op.stallPastValidity + 2 * opTtl;
     }
@@ -470,7 +476,7 @@ async function run(s: Scenario): Promise<RunResult> {
 
   const runOp = async (c: ClientCtx, op: Op) => {
     const opts = { ...(op.ttl === undefined ? {} : { ttl: op.ttl }), wait: op.wait };
-    for (let attempt = 0; attempt < (op.untilAcquired ? 20 : 1); attempt++) {
+    for (let attempt = 0; attempt < attemptsOf(op); attempt++) {
       const acq = begin(c, op);
       try {
         if (op.kind === 'using') {
