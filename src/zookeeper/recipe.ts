@@ -219,6 +219,8 @@ async function sleepUntil(ctx: TurnContext, woken: Promise<void>): Promise<void>
         }
         stopState = ctx.client.onState(() => resolve());
         onAbort = resolve;
+        // An abort that came while a request was out is seen here, not missed.
+        if (ctx.signal.aborted) resolve();
         ctx.signal.addEventListener('abort', onAbort, { once: true });
       }),
     ]);
