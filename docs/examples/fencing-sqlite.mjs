@@ -30,7 +30,10 @@ db.run(`
   INSERT INTO invoices (id, status) VALUES (42, 'open');
 `);
 
-/** Sets the status if `token` is at least the row's fence; true when the row was written. */
+/**
+ * Sets the status if `token` is at least the row's fence; true when the row was written.
+ * @param {number} id @param {string} status @param {number} token
+ */
 function setStatus(id, status, token) {
   db.run(
     'UPDATE invoices SET status = $status, fence = $token WHERE id = $id AND fence <= $token',
@@ -70,6 +73,7 @@ db.run(`
 /**
  * Runs `write` in a transaction if `token` is at least the last token of
  * `resource`, recording it; otherwise rolls back. True when `write` was committed.
+ * @param {string} resource @param {number} token @param {() => void} write
  */
 function withFence(resource, token, write) {
   // BEGIN IMMEDIATE takes the write lock first, so the check cannot go stale
@@ -95,6 +99,7 @@ function withFence(resource, token, write) {
   }
 }
 
+/** @param {string} entry @param {number} token */
 function addEntry(entry, token) {
   return withFence('invoice:42', token, () =>
     db.run('INSERT INTO ledger (invoice, entry, token) VALUES (42, $entry, $token)', {
@@ -119,14 +124,17 @@ assert.deepEqual(row("SELECT token FROM fences WHERE resource = 'invoice:42'"), 
 
 console.log('ok: every late write from the stale holder was rejected');
 
+/** @param {boolean} accepted */
 function verdict(accepted) {
   return accepted ? 'accepted' : 'rejected (a newer holder has written)';
 }
 
+/** @param {string} sql */
 function rows(sql) {
   return db.exec(sql)[0]?.values ?? [];
 }
 
+/** @param {string} sql */
 function row(sql) {
   return rows(sql)[0];
 }
