@@ -15,6 +15,7 @@ import {
   parseDuration,
   UsageError,
 } from './args.js';
+import { explainConnectError } from './connect-error.js';
 import { EXIT_CODE_HELP, ExitCode } from './exit.js';
 
 /** Outcome of one check. */
@@ -104,9 +105,13 @@ async function probeNode(url: string, options: DoctorOptions): Promise<Probe> {
     retryStrategy: () => null,
   });
   // Connection errors are reported by the reachability check; ioredis must not print them.
-  client.on('error', () => {});
+  // The last one says why (a certificate, a reset), where connect() only says "closed".
+  let lastError: unknown;
+  client.on('error', (err) => {
+    lastError = err;
+  });
   try {
-    await checkReachable(client, probe);
+    await checkReachable(client, probe, url, () => lastError, options.timeoutMs);
     if (!probe.reachable) return probe;
     const info = parseInfo(String(await client.info()));
     checkRole(info, probe);
@@ -127,7 +132,13 @@ async function probeNode(url: string, options: DoctorOptions): Promise<Probe> {
   return probe;
 }
 
-async function checkReachable(client: Redis, probe: Probe): Promise<void> {
+async function checkReachable(
+  client: Redis,
+  probe: Probe,
+  url: string,
+  lastError: () => unknown,
+  timeoutMs: number,
+): Promise<void> {
   try {
     await client.connect();
     const samples: number[] = [];
@@ -145,12 +156,8 @@ async function checkReachable(client: Redis, probe: Probe): Promise<void> {
       detail: `PING median ${fmtMs(median)}, max ${fmtMs(samples[4]!)}`,
     });
   } catch (err) {
-    probe.checks.push({
-      name: 'reachable',
-      status: 'fail',
-      detail: `cannot talk to the node: ${message(err)}`,
-      fix: 'check the URL, that redis-server runs and listens there, credentials, TLS (rediss://) and firewalls',
-    });
+    const { detail, fix } = await explainConnectError(url, lastError() ?? err, timeoutMs);
+    probe.checks.push({ name: 'reachable', status: 'fail', detail, fix });
   }
 }
 
