@@ -54,6 +54,7 @@ const EXPECTED: Record<string, RegExp[]> = {
   'fencing-guard.mjs': [/^total 129\.5 written with token \d+$/m],
   'fencing-shared-mark.mjs': [/^mark: \d+$/m],
   'fencing-claim.mjs': [/^visits: \d+$/m],
+  'operations-own-clients.mjs': [/^held with fence \d+ aborted: false$/m],
 };
 
 let locks: Ensemble;
