@@ -1,6 +1,6 @@
 /**
  * `quorumlock doctor`: checks every node against the safety assumptions
- * (DESIGN §5) by talking to it directly with ioredis, and says how to fix
+ * (docs/safety.md §2) by talking to it directly with ioredis, and says how to fix
  * what is wrong. It only reads, apart from SCRIPT LOAD of the library's own
  * scripts.
  */

@@ -55,7 +55,7 @@ export interface LocalEnsemble {
   stop(): Promise<void>;
 }
 
-/** Arguments that make a server match the safety assumptions (DESIGN §5). */
+/** Arguments that make a server match the safety assumptions (docs/safety.md §2). */
 export const SAFE_SERVER_ARGS: readonly string[] = [
   '--appendonly',
   'yes',
