@@ -123,7 +123,11 @@ export class ZkBackend implements LockBackend<ZkHold, ZkLockState> {
           : `the ZooKeeper session ${state === 'closed' ? 'was closed' : 'expired'}`,
       );
       // Nodes of a session that lives on must go once it is back.
-      if (state === 'suspended' && hold.armed && !hold.released) this.#removeLater(hold);
+      if (state === 'suspended' && hold.armed && !hold.released) {
+        hold.released = true;
+        stopState();
+        this.#removeLater(hold);
+      }
     });
     hold.stop = stopState;
     const ctx: TurnContext = {
@@ -212,6 +216,14 @@ export class ZkBackend implements LockBackend<ZkHold, ZkLockState> {
     hold.stop();
     await this.#remove(hold);
     return [this.#outcome('released')];
+  }
+
+  /** The hold was declared lost without a release: its nodes go now, or once the session is back. */
+  drop(hold: ZkHold, _resources: readonly string[]): void {
+    if (hold.released) return;
+    hold.released = true;
+    hold.stop();
+    this.#removeLater(hold);
   }
 
   async inspect(resource: string): Promise<ZkLockState> {

@@ -10,7 +10,7 @@ import {
   type LockProvider,
 } from '../../src/index.js';
 import { openZkClient } from '../../src/zookeeper/client.js';
-import { ZooKeeperLocks } from '../../src/zookeeper/index.js';
+import { type ZkLockState, ZooKeeperLocks } from '../../src/zookeeper/index.js';
 import { startZooKeeper, type ZooKeeper } from '../harness/zookeeper.mjs';
 
 let zk: ZooKeeper;
@@ -215,7 +215,7 @@ describe('ZooKeeperLocks', () => {
       expect(signal.aborted).toBe(false);
       const state = await b.inspect('job');
       expect(state.holder).toBe(lock.value);
-      expect((state as { fence: number }).fence).toBe(lock.fence);
+      expect((state as ZkLockState).fence).toBe(lock.fence);
       return 42;
     });
     expect(result).toBe(42);
