@@ -55,7 +55,17 @@ export interface ReleaseRequest {
 /** A node's answer to an acquire call. */
 export type AcquireReply =
   | { readonly ok: true; readonly fences: readonly number[] }
-  | { readonly ok: false; readonly holderTtl: number; readonly ticket: number };
+  | {
+      readonly ok: false;
+      /** Longest remaining ttl of another holder's key, ms; -1 when none. */
+      readonly holderTtl: number;
+      /** The waiter's ticket; 0 when not queued. */
+      readonly ticket: number;
+      /** The waiter's place in the queue, 0 = first; -1 when not queued. */
+      readonly rank: number;
+      /** Longest remaining ms of another waiter's turn; 0 when none. */
+      readonly turnTtl: number;
+    };
 
 /** A node's view of one resource. */
 export interface InspectReply {
@@ -182,7 +192,13 @@ export class RedisNode implements LockNode {
       for (let i = 1; i < reply.length; i++) fences.push(Number(reply[i]));
       return { ok: true, fences };
     }
-    return { ok: false, holderTtl: Number(reply[1] ?? 0), ticket: Number(reply[2] ?? 0) };
+    return {
+      ok: false,
+      holderTtl: Number(reply[1] ?? -1),
+      ticket: Number(reply[2] ?? 0),
+      rank: Number(reply[3] ?? -1),
+      turnTtl: Number(reply[4] ?? 0),
+    };
   }
 
   async extend(keys: readonly string[], value: string, ttl: number, signal: AbortSignal) {

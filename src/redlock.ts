@@ -17,14 +17,7 @@ import {
   QuorumError,
 } from './errors.js';
 import { chooseTokens } from './fencing.js';
-import {
-  fenceKey,
-  leaseKey,
-  lockKey,
-  queueKey,
-  turnChannelPrefix,
-  turnMark,
-} from './keys.js';
+import { fenceKey, leaseKey, lockKey, queueKey, turnChannelPrefix, turnMark } from './keys.js';
 import { Leader, type LeaderOptions, type LeaderRoutine } from './leader.js';
 import { type ExtendResult, Lock, type LockContext } from './lock.js';
 import type { AcquireReply, AcquireRequest, LockNode } from './node.js';
@@ -85,6 +78,10 @@ type Attempt =
       ticket: number;
       /** True when the nodes that queued this waiter gave it different tickets. */
       ticketsDiffer: boolean;
+      /** The best place in the queue a node gave this waiter (0 = first); -1 when not queued. */
+      rank: number;
+      /** Longest remaining ms of another waiter's turn, as seen by a node where this waiter is first. */
+      turnTtl: number;
     }
   | { kind: 'quorum'; outcomes: readonly NodeOutcome[] }
   /** Not final: validity used up, or fence phase 2 could not confirm on a quorum. */
@@ -110,11 +107,15 @@ export const QUEUE_REFRESH_MS = 1000;
 /** Lease of a queue entry, ms: an entry not refreshed for this long is dropped. */
 export const QUEUE_LEASE_MS = 3 * QUEUE_REFRESH_MS;
 
+/** Bounds of the turn grace, ms: twice the node timeout, within these. */
+export const MIN_TURN_GRACE_MS = 50;
+export const MAX_TURN_GRACE_MS = 500;
+
 /** Retention of a fence counter after its last use, ms (docs/safety.md: why this is safe). */
 export const FENCE_RETENTION_MS = 3_600_000;
 
 /** How far ahead of the client's wall clock it proposes a fresh fence counter's seed, µs. */
-const FENCE_SEED_MARGIN_US = 1_000_000;
+const FENCE_SEED_MARGIN_US = 250_000;
 
 const ACQUIRED = { yes: true, status: 'acquired' } as const;
 const TAKEN = { yes: false, status: 'taken' } as const;
@@ -135,6 +136,8 @@ interface Plan {
   turn: boolean;
   /** True once the nodes may hold a queue entry of this waiter. */
   queued: boolean;
+  /** True when turns of this instance were already announced to it when the first round went out. */
+  heard: boolean;
 }
 
 /**
@@ -151,12 +154,16 @@ export class Redlock {
   /** This instance's id: its waiters' members start with it, and turns are announced on its channel. */
   readonly #id = randomBytes(9).toString('base64url');
   #seq = 0;
+  /** The member id a held lock was queued under, when it was. */
+  readonly #members = new WeakMap<Lock, string>();
   /** Waiters queued on the nodes, by member. */
   readonly #waiters = new Map<string, Wakeup>();
   /** Turn notices that arrived before their waiter listened (member -> keys). */
   readonly #early = new Map<string, string[]>();
   /** The subscription to this instance's turn channel: true once active on a quorum. */
   #turns: Promise<boolean> | undefined;
+  /** True while the turn channel is known to be active on a quorum. */
+  #turnsActive = false;
   /** Aborted by close(): ends subscriptions in progress. */
   readonly #closing = new AbortController();
   readonly #background = new Set<Promise<unknown>>();
@@ -419,6 +426,7 @@ export class Redlock {
       ticket: 0,
       turn: false,
       queued: false,
+      heard: this.#turnsActive,
     };
     const queueKey = a.resources.join('\u0000');
     // The common case, one round with no one of this process queueing ahead,
@@ -434,7 +442,8 @@ export class Redlock {
         return first.lock;
       }
     }
-    return this.#keepTrying(plan, queueKey, first);
+    // Tracked so that close() waits until a waiter it aborted has left the queues.
+    return this.#track(this.#keepTrying(plan, queueKey, first));
   }
 
   /**
@@ -457,15 +466,23 @@ export class Redlock {
     if (this.#closed) controller.abort(new ClosedError());
     const signal = controller.signal;
     const deadline = clock.now() + a.wait;
-    // Wake once a quorum of nodes announced our turn (or shortly after the first notice).
-    const wake = new Wakeup(clock, this.settings.quorum, Math.min(25, this.#timeout(a.ttl)));
+    // Wake once every node announced our turn, shortly after a quorum did, or
+    // a little later after the first notice: claiming on every node keeps the
+    // nodes' queues and fence counters in step.
+    const wake = new Wakeup(
+      clock,
+      this.#nodes.length,
+      Math.min(25, this.#timeout(a.ttl)),
+      this.settings.quorum,
+      Math.min(2, this.#timeout(a.ttl)),
+    );
     if (plan.member) {
       this.#waiters.set(plan.member, wake);
       for (const key of this.#early.get(plan.member) ?? []) wake.notify(key);
       this.#early.delete(plan.member);
     }
     let leave: (() => void) | undefined;
-    let listening = false;
+    let listening = plan.heard;
     let attempt = 0;
     let round = first ? 1 : 0;
     let result = first;
@@ -553,9 +570,12 @@ export class Redlock {
           // Nodes queued us with different tickets: agree on the highest at once.
           delay = 0;
         } else if (plan.member && listening && result.kind === 'taken') {
-          // Queued: a turn is announced; refresh the entry, and look again when the holder's key expires.
-          const holderTtl = result.holderTtl;
-          delay = Math.min(QUEUE_REFRESH_MS, holderTtl === undefined ? Infinity : holderTtl + 1);
+          // Queued: our turn is announced. Refresh the entry in time, look again
+          // when the holder's key expires (it may have died), and, first in line,
+          // when another waiter's turn runs out unclaimed.
+          delay = QUEUE_REFRESH_MS;
+          if (result.holderTtl !== undefined) delay = Math.min(delay, result.holderTtl + 1);
+          if (result.rank === 0 && result.turnTtl > 0) delay = Math.min(delay, result.turnTtl + 1);
         } else {
           const holderTtl = lastTaken?.kind === 'taken' ? lastTaken.holderTtl : undefined;
           delay = Math.min(backoffDelay(attempt++, this.settings.retry), holderTtl ?? Infinity);
@@ -603,6 +623,8 @@ export class Redlock {
     };
     let ticketMax = 0;
     let ticketMin = Infinity;
+    let rank = -1;
+    let turnTtl = 0;
     if (plan.member) plan.queued = true;
     const round: Round<AcquireReply> = await fanOut({
       nodes: this.#nodes,
@@ -615,8 +637,12 @@ export class Redlock {
         if (reply.ticket > 0) {
           if (reply.ticket > ticketMax) ticketMax = reply.ticket;
           if (reply.ticket < ticketMin) ticketMin = reply.ticket;
+          if (rank < 0 || reply.rank < rank) rank = reply.rank;
+          if (reply.rank === 0 && reply.turnTtl > turnTtl) turnTtl = reply.turnTtl;
         }
-        return { yes: false, status: 'taken', holderTtl: reply.holderTtl };
+        return reply.holderTtl >= 0
+          ? { yes: false, status: 'taken', holderTtl: reply.holderTtl }
+          : TAKEN;
       },
     });
     const drift = a.ttl * driftFactor + driftMs;
@@ -642,6 +668,8 @@ export class Redlock {
         outcomes: round.outcomes,
         ticket: plan.ticket,
         ticketsDiffer: ticketMax > 0 && ticketMin !== ticketMax,
+        rank,
+        turnTtl,
       });
     }
 
@@ -697,12 +725,29 @@ export class Redlock {
       onLost: a.onLost,
     });
     this.#locks.add(lock);
+    if (plan.queued) {
+      this.#members.set(lock, plan.member);
+      // Nodes that refused this round queued us: leave their queues now, or
+      // the entry would reach the front there and waste a turn.
+      this.#track(
+        round.settled.then(({ outcomes }) => {
+          const refused = this.#nodes.filter((_, i) => outcomes[i]?.status === 'taken');
+          if (refused.length > 0) this.#leaveQueue(plan, refused);
+        }),
+      );
+    }
     return finish({ kind: 'acquired', lock });
   }
 
-  /** How long a turn handed to a waiter stays reserved for it, ms. */
+  /**
+   * How long a turn handed to a waiter stays reserved for it, ms: enough for
+   * the notice and the claim round, short because a turn handed to a waiter
+   * that died is lost time for everyone behind it.
+   */
   #turnGrace(ttl: number): number {
-    return Math.ceil(Math.max(50, 2 * this.#timeout(ttl)));
+    return Math.ceil(
+      Math.min(MAX_TURN_GRACE_MS, Math.max(MIN_TURN_GRACE_MS, 2 * this.#timeout(ttl))),
+    );
   }
 
   /**
@@ -745,8 +790,12 @@ export class Redlock {
     );
   }
 
-  /** A waiter that gives up leaves the queues, and hands on a turn it was given. Best effort: leases cover failures. */
-  #leaveQueue(plan: Plan): void {
+  /**
+   * Leaves the queues of `nodes`, handing on a turn given there. For a waiter
+   * that gives up, and for one that acquired on other nodes. Best effort:
+   * leases cover failures.
+   */
+  #leaveQueue(plan: Plan, nodes: readonly LockNode[] = this.#nodes): void {
     const req = {
       keys: releaseKeys(plan.keys),
       value: turnMark(plan.member),
@@ -757,8 +806,8 @@ export class Redlock {
     };
     this.#track(
       fanOut({
-        nodes: this.#nodes,
-        quorum: this.#nodes.length,
+        nodes,
+        quorum: nodes.length,
         timeout: this.#timeout(this.settings.ttl),
         clock: this.#clock,
         call: (node, signal) => node.release(req, signal),
@@ -825,7 +874,9 @@ export class Redlock {
     this.#turns = turns;
     // A failed subscription is tried again by a later waiter.
     turns.then((ok) => {
-      if (!ok && this.#turns === turns) this.#turns = undefined;
+      if (this.#turns !== turns) return;
+      if (ok) this.#turnsActive = true;
+      else this.#turns = undefined;
     });
     return signal.aborted ? Promise.resolve(false) : turns;
   }
@@ -881,7 +932,8 @@ export class Redlock {
     const req = {
       keys: releaseKeys(acquireKeys(keyPrefix, lock.resources)),
       value: lock.value,
-      leaving: '',
+      // Entries of this holder may remain where its claim was refused.
+      leaving: this.#members.get(lock) ?? '',
       grace: this.#turnGrace(lock.ttlMs),
       channel: turnChannelPrefix(keyPrefix),
       keep: '',

@@ -39,11 +39,20 @@ export class Wakeup {
   readonly #clock: Clock;
   readonly #needed: number;
   readonly #graceMs: number;
+  readonly #enough: number;
+  readonly #settleMs: number;
 
-  constructor(clock: Clock, needed = 1, graceMs = 0) {
+  /**
+   * @param needed notices of one release that wake at once.
+   * @param graceMs wake this long after the first notice at the latest.
+   * @param enough once this many notices arrived, wake within `settleMs`.
+   */
+  constructor(clock: Clock, needed = 1, graceMs = 0, enough = needed, settleMs = graceMs) {
     this.#clock = clock;
     this.#needed = needed;
     this.#graceMs = graceMs;
+    this.#enough = Math.min(enough, needed);
+    this.#settleMs = Math.min(settleMs, graceMs);
   }
 
   /**
@@ -61,12 +70,16 @@ export class Wakeup {
     if (this.#counts.size > REMEMBERED) this.#counts.delete(this.#counts.keys().next().value!);
     if (before < this.#needed && count >= this.#needed) {
       this.#fire();
+    } else if (before < this.#enough && count >= this.#enough && count < this.#needed) {
+      this.#arm(this.#settleMs);
     } else if (before === 0 && count < this.#needed) {
-      this.#cancelGrace?.();
-      this.#cancelGrace = this.#clock.setTimer(() => this.#fire(), this.#graceMs, {
-        keepAlive: false,
-      });
+      this.#arm(this.#graceMs);
     }
+  }
+
+  #arm(ms: number): void {
+    this.#cancelGrace?.();
+    this.#cancelGrace = this.#clock.setTimer(() => this.#fire(), ms, { keepAlive: false });
   }
 
   /** Stops the grace timer; the waiter is done. */

@@ -20,12 +20,16 @@
 -- ARGV[8]   lease of a queue entry in ms
 -- ARGV[9]   turn grace in ms (how long a turn handed to a waiter is reserved)
 -- ARGV[10]  notice channel prefix (the member's process id is appended)
--- ARGV[11]  fence seed proposal in µs (the client's wall clock plus a margin)
+-- ARGV[11]  fence seed proposal in µs (the client's wall clock plus a margin); used
+--           only when above the server clock by at most 1 s
 -- ARGV[12]  fence counter retention in ms
 --
 -- Returns {1, fence_1, ..., fence_n} on success (fences only with fencing on),
---         {0, pttl, ticket} when refused: pttl the longest remaining ttl in ms of
---         another holder's key or turn, ticket the waiter's ticket (0 when not queued).
+--         {0, pttl, ticket, rank, turn} when refused: pttl the longest remaining
+--         ttl in ms of another holder's key (-1 when none; for a caller that does
+--         not wait, turns count as holders), ticket and rank (0 = first) of the
+--         waiter in the queues (0 and -1 when not queued), turn the longest
+--         remaining ms of another waiter's turn (0 when none).
 local n = tonumber(ARGV[4])
 local prefix = ARGV[2]
 local member = ARGV[6]
@@ -53,13 +57,18 @@ local function purge(i)
 end
 
 local taken = false
-local holder_ttl = 0
+local holder_ttl = -1
+local turn_ttl = 0
 for i = 1, n do
   local v = redis.call('GET', KEYS[i])
   if v and v ~= mark and string.sub(v, 1, #prefix) ~= prefix then
     taken = true
     local pttl = redis.call('PTTL', KEYS[i])
-    if pttl > holder_ttl then holder_ttl = pttl end
+    if member ~= '' and string.sub(v, 1, 6) == '~turn~' then
+      if pttl > turn_ttl then turn_ttl = pttl end
+    elseif pttl > holder_ttl then
+      holder_ttl = pttl
+    end
   end
 end
 
@@ -81,7 +90,7 @@ if not taken then
           redis.call('ZREM', KEYS[3 * n + i], head)
           redis.call('PUBLISH', ARGV[10] .. string.match(head, '^[^.]+'), head .. ' ' .. KEYS[i])
           taken = true
-          if grace > holder_ttl then holder_ttl = grace end
+          if grace > turn_ttl then turn_ttl = grace end
         end
       end
     end
@@ -89,7 +98,7 @@ if not taken then
 end
 
 if taken then
-  if member == '' then return {0, holder_ttl, 0} end
+  if member == '' then return {0, holder_ttl, 0, -1, 0} end
   -- Queue (or refresh) this waiter with one ticket on every resource: the
   -- proposal, raised past the tickets already queued where it is not yet.
   local ticket = tonumber(ARGV[7])
@@ -107,14 +116,17 @@ if taken then
   if ticket < 1 then ticket = 1 end
   local lease = tonumber(ARGV[8])
   local until_ms = server_ms() + lease
+  local rank = 0
   for i = 1, n do
     local q, e = KEYS[2 * n + i], KEYS[3 * n + i]
     redis.call('ZADD', q, ticket, member)
     redis.call('ZADD', e, until_ms, member)
     redis.call('PEXPIRE', q, lease)
     redis.call('PEXPIRE', e, lease)
+    local r = redis.call('ZRANK', q, member)
+    if r > rank then rank = r end
   end
-  return {0, holder_ttl, ticket}
+  return {0, holder_ttl, ticket, rank, turn_ttl}
 end
 
 local reply = {1}
@@ -139,7 +151,7 @@ if ARGV[5] == '1' then
         local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
         local proposal = tonumber(ARGV[11])
         seed = us
-        if proposal > us and proposal <= us + 5000000 then seed = proposal end
+        if proposal > us and proposal <= us + 1000000 then seed = proposal end
       end
       f = seed
       redis.call('SET', KEYS[n + i], string.format('%.0f', f), 'PX', retention)

@@ -7,7 +7,8 @@
 -- KEYS[n+1..2n]   waiter queue keys
 -- KEYS[2n+1..3n]  waiter lease keys
 -- ARGV[1]   the holder's value (or '~turn~<member>' to give back a turn)
--- ARGV[2]   a member to remove from the queues first (a waiter leaving); '' for none
+-- ARGV[2]   a member to remove from the queues first (a waiter leaving, or the
+--           holder's own entry left where its claim was refused); '' for none
 -- ARGV[3]   turn grace in ms
 -- ARGV[4]   notice channel prefix (the member's process id is appended)
 -- ARGV[5]   '' to hand on; or a member whose turn is restored instead (undoing
@@ -21,7 +22,8 @@ local released = 0
 local now = false
 for i = 1, n do
   local q, e = KEYS[n + i], KEYS[2 * n + i]
-  if leaving ~= '' then
+  local queued = redis.call('EXISTS', q) == 1
+  if queued and leaving ~= '' then
     redis.call('ZREM', q, leaving)
     redis.call('ZREM', e, leaving)
   end
@@ -31,7 +33,7 @@ for i = 1, n do
     if ARGV[5] ~= '' then
       redis.call('SET', KEYS[i], '~turn~' .. ARGV[5], 'PX', grace)
     else
-      if redis.call('EXISTS', q) == 1 then
+      if queued then
         if not now then
           local t = redis.call('TIME')
           now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -55,7 +55,7 @@ describe('close()', () => {
     );
   }, 60_000);
 
-  it('drops a subscription when nobody waits, and closes every connection', async () => {
+  it('listens for turns on one channel per instance, and closes every connection', async () => {
     const probe = ensemble.nodes.map((n) => {
       const c = n.client();
       probes.push(c);
@@ -67,25 +67,20 @@ describe('close()', () => {
           async (c) => ((await c.client('LIST')) as string).split('\n').filter(Boolean).length,
         ),
       );
-    const subscribers = () =>
-      Promise.all(
-        probe.map(
-          async (c) =>
-            (await c.pubsub('NUMSUB', 'quorumlock:{sub}:released'))[1] as unknown as number,
-        ),
-      );
+    const turnChannels = () =>
+      Promise.all(probe.map(async (c) => (await c.pubsub('CHANNELS', 'quorumlock:turn:*')).length));
     const baseline = await connections();
     // A generous node deadline: this test is about connections, not slow nodes.
     const redlock = new Redlock(ensemble.urls, { nodeTimeout: 1_000 });
     const held = await redlock.acquire('sub', { ttl: 5_000 });
-    const waiting = redlock.acquire('sub');
-    // The waiter listens for release notices on (at least) a quorum of nodes.
-    await until(async () => (await subscribers()).filter((n) => n > 0).length >= 2);
+    const waiters = [redlock.acquire('sub'), redlock.acquire('sub2'), redlock.acquire('sub')];
+    // The waiters listen for their turns on (at least) a quorum of nodes, all on one channel.
+    await until(async () => (await turnChannels()).filter((n) => n === 1).length >= 2);
+    expect((await turnChannels()).every((n) => n <= 1)).toBe(true);
     await held.release();
-    await (await waiting).release();
-    // Nobody waits any more: the channels are dropped.
-    await until(async () => (await subscribers()).every((n) => n === 0));
+    for (const w of waiters) await (await w).release();
     await redlock.close();
     await until(async () => (await connections()).every((n, i) => n === baseline[i]));
+    expect(await turnChannels()).toEqual(probe.map(() => 0));
   });
 });
