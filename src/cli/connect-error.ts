@@ -54,14 +54,23 @@ export async function explainConnectError(
       fix: 'renew the node certificate (tls-cert-file) and check the clocks of client and node',
     };
   }
-  const closed = code === 'ECONNRESET' || /connection is closed|socket hang up/i.test(text);
   const parsed = safeUrl(url);
-  if (closed && parsed?.protocol === 'redis:' && (await speaksTls(parsed, timeoutMs))) {
+  // A TLS port answers plain text with an alert or by closing, seen as a reset, a broken
+  // pipe or a protocol error depending on timing: whatever it was, ask the port itself.
+  const noServer = code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN';
+  if (!noServer && parsed?.protocol === 'redis:' && (await speaksTls(parsed, timeoutMs))) {
     return {
       detail: `the node closed the connection: this port speaks TLS, and the URL asks for plain TCP (${text})`,
       fix: `use ${url.replace(/^redis:/i, 'rediss:').replace(/\/\/[^@/]*@/, '//***@')}`,
     };
   }
+  const closed =
+    code === 'ECONNRESET' ||
+    code === 'EPIPE' ||
+    code === 'ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED' ||
+    /connection is closed|socket hang up|alert certificate required|alert handshake failure/i.test(
+      text,
+    );
   if (closed && parsed?.protocol === 'rediss:') {
     return {
       detail: `the node closed the TLS connection (${text}); a node with tls-auth-clients yes does this to clients without a certificate`,

@@ -48,57 +48,22 @@ async function openssl(args: string[], cwd: string): Promise<void> {
 export async function makeCertificates(): Promise<Certificates> {
   const dir = await mkdtemp(join(tmpdir(), 'quorumlock-tls-'));
   const days = ['-days', '2'];
-  const ca = async (name: string) => {
-    await openssl(
+  // A new key and either a self-signed CA certificate or a request for the CA to sign.
+  const newKey = (name: string, output: string[]) =>
+    openssl(
       [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        `${name}.key`,
-        '-out',
-        `${name}.pem`,
-        ...days,
-        '-subj',
-        `/CN=quorumlock test ${name}`,
+        ...['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`],
+        ...['-subj', `/CN=quorumlock test ${name}`, ...output],
       ],
       dir,
     );
-  };
+  const ca = (name: string) => newKey(name, ['-x509', '-out', `${name}.pem`, ...days]);
   const leaf = async (name: string) => {
+    await newKey(name, ['-out', `${name}.csr`]);
     await openssl(
       [
-        'req',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        `${name}.key`,
-        '-out',
-        `${name}.csr`,
-        '-subj',
-        `/CN=quorumlock test ${name}`,
-      ],
-      dir,
-    );
-    await openssl(
-      [
-        'x509',
-        '-req',
-        '-in',
-        `${name}.csr`,
-        '-CA',
-        'ca.pem',
-        '-CAkey',
-        'ca.key',
-        '-CAcreateserial',
-        '-out',
-        `${name}.pem`,
-        ...days,
-        '-extfile',
-        `${name}.ext`,
+        ...['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key'],
+        ...['-CAcreateserial', '-out', `${name}.pem`, ...days, '-extfile', `${name}.ext`],
       ],
       dir,
     );
