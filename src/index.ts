@@ -18,7 +18,7 @@ export {
 export * from './guard.js';
 export { Leader, type LeaderOptions, type LeaderRoutine } from './leader.js';
 export { Lock } from './lock.js';
-export type { AcquireOptions, RedlockOptions, RetryOptions } from './options.js';
+export type { AcquireOptions, RedlockOptions, RetryOptions, Settings } from './options.js';
 export {
   connect,
   type LockProvider,
