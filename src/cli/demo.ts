@@ -71,7 +71,8 @@ function timing(durationMs: number): Timing {
     grace: Math.round(ttl / 5),
     // Generous: the waiters of a night must outlast a crashed holder's ttl on a busy machine.
     wait: night * 2,
-    // The library's default (ttl/100) is tight for short-lived processes on a loaded machine.
+    // Fixed rather than learned: each short-lived process would start from the cold-start
+    // deadline and learn on a loaded machine; the demo wants the same deadline every night.
     nodeTimeout: Math.round(ttl / 8),
   };
 }
