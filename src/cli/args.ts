@@ -4,6 +4,7 @@
  */
 import { type ParseArgsConfig, parseArgs } from 'node:util';
 import type { RedlockOptions } from '../options.js';
+import { backendOf, splitNodeList } from '../provider.js';
 
 /** A mistake in how the command was called; the CLI exits 64 with the message. */
 export class UsageError extends Error {
@@ -72,10 +73,8 @@ export function resolveNodes(flag: string | undefined, env: NodeJS.ProcessEnv): 
       'no Redis nodes given: pass --nodes redis://host:port,... or set QUORUMLOCK_NODES',
     );
   }
-  const entries = source
-    .split(',')
-    .map((s) => s.trim())
-    .filter((s) => s !== '');
+  // A zk:// URL lists its servers with commas: it is one entry, never split.
+  const entries = splitNodeList(source);
   if (entries.length === 0) throw new UsageError(`${from}: no node URLs in "${source}"`);
   return entries.map((entry) => normalizeNode(entry, from));
 }
@@ -88,6 +87,9 @@ function normalizeNode(entry: string, from: string): string {
     );
   }
   const url = entry;
+  const backend = backendOf(entry);
+  // Other backends' URLs are checked by their own parser when connect() opens them.
+  if (backend !== undefined && backend !== 'redis') return url;
   let parsed: URL;
   try {
     parsed = new URL(url);

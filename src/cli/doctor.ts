@@ -15,7 +15,9 @@ import {
   parseDuration,
   UsageError,
 } from './args.js';
+import { backendOfNodes } from './backends.js';
 import { explainConnectError } from './connect-error.js';
+import { runZooKeeperDoctor } from './doctor-zookeeper.js';
 import { EXIT_CODE_HELP, ExitCode } from './exit.js';
 
 /** Outcome of one check. */
@@ -72,6 +74,8 @@ interface Probe {
   /** Server time minus local time in ms, measured at the midpoint of the fastest TIME call. */
   clockOffsetMs?: number;
   clockUncertaintyMs?: number;
+  /** The node runs in cluster mode (cluster_enabled:1). */
+  cluster?: boolean;
 }
 
 /** Runs every check on every node, in parallel across nodes. */
@@ -115,6 +119,7 @@ async function probeNode(url: string, options: DoctorOptions): Promise<Probe> {
     if (!probe.reachable) return probe;
     const info = parseInfo(String(await client.info()));
     checkRole(info, probe);
+    await checkCluster(client, info, probe);
     checkEviction(info, probe);
     await checkPersistence(client, info, probe);
     await measureClock(client, probe);
@@ -283,6 +288,32 @@ async function measureClock(client: Redis, probe: Probe): Promise<void> {
   probe.clockUncertaintyMs = best!.rtt / 2;
 }
 
+/**
+ * A node of a Redis Cluster holds only its own slots' keys: listed as one of
+ * the independent masters it answers MOVED for every other key.
+ */
+async function checkCluster(client: Redis, info: Map<string, string>, probe: Probe): Promise<void> {
+  if (info.get('cluster_enabled') !== '1') return;
+  probe.cluster = true;
+  const clusterInfo = parseInfo(String(await client.cluster('INFO')));
+  const state = clusterInfo.get('cluster_state') ?? '?';
+  const served = Number(clusterInfo.get('cluster_slots_ok') ?? 0);
+  probe.checks.push({
+    name: 'cluster',
+    status: 'fail',
+    detail: `this node is part of a Redis Cluster (state ${state}, ${served} of 16384 slots served): as one of the independent masters it holds only its own slots' keys and answers MOVED for the rest`,
+    fix: 'pass the whole cluster to the library as one node, new Redlock([new Cluster([...]), ...]), and keep the resources of one lock in one hash slot with a hash tag ({order:7}:a, {order:7}:b); the CLI takes single masters only',
+  });
+  if (state !== 'ok' || served < 16384) {
+    probe.checks.push({
+      name: 'cluster-slots',
+      status: 'fail',
+      detail: `cluster_state ${state}: ${16384 - served} of 16384 hash slots are not served, so locks on resources in those slots fail`,
+      fix: 'assign every slot to a running master (redis-cli --cluster check, then --cluster fix)',
+    });
+  }
+}
+
 async function checkScripts(client: Redis, probe: Probe, keyPrefix: string): Promise<void> {
   const bad: string[] = [];
   for (const script of Object.values(scripts)) {
@@ -293,7 +324,8 @@ async function checkScripts(client: Redis, probe: Probe, keyPrefix: string): Pro
       bad.push(`${script.name}: ${message(err)}`);
     }
   }
-  if (bad.length === 0) {
+  // A cluster node answers MOVED for a key of another node's slot: the probe proves nothing there.
+  if (bad.length === 0 && !probe.cluster) {
     // EVALSHA is what the library sends; the read-only inspect script proves it is allowed.
     try {
       const key = `${keyPrefix}{quorumlock-doctor}`;
@@ -307,7 +339,7 @@ async function checkScripts(client: Redis, probe: Probe, keyPrefix: string): Pro
       ? {
           name: 'scripts',
           status: 'pass',
-          detail: `${Object.keys(scripts).length} scripts loaded, EVALSHA allowed`,
+          detail: `${Object.keys(scripts).length} scripts loaded${probe.cluster ? '' : ', EVALSHA allowed'}`,
         }
       : {
           name: 'scripts',
@@ -476,6 +508,8 @@ Options:
   --json                 print the report as JSON
   --timeout DURATION     per-node connect and command timeout (default 2s)
   --clock-warn DURATION  warn when server clocks differ by more (default 500ms)
+  --ttl DURATION         zk:// only: the ttl (session timeout) to check against
+                         the servers' bounds (default 30s)
 ${NODE_OPTIONS_HELP}
 
 ${EXIT_CODE_HELP}
@@ -486,6 +520,7 @@ const DOCTOR_OPTIONS = {
   json: { type: 'boolean' },
   timeout: { type: 'string' },
   'clock-warn': { type: 'string' },
+  ttl: { type: 'string' },
 } as const;
 
 /** Runs `quorumlock doctor`; resolves with the exit code. */
@@ -505,6 +540,14 @@ export async function doctorCommand(
   const timeoutMs =
     values.timeout === undefined ? 2000 : parseDuration(values.timeout, '--timeout');
   if (timeoutMs === 0) throw new UsageError('--timeout must be more than 0');
+  if (backendOfNodes(nodes.urls) === 'zookeeper') {
+    const ttl = values.ttl === undefined ? 30_000 : parseDuration(values.ttl, '--ttl');
+    const report = await runZooKeeperDoctor(nodes.urls[0]!, { timeoutMs, ttl });
+    process.stdout.write(
+      values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDoctor(report)}\n`,
+    );
+    return report.ok ? ExitCode.ok : ExitCode.failure;
+  }
   const clockWarnMs =
     values['clock-warn'] === undefined ? 500 : parseDuration(values['clock-warn'], '--clock-warn');
   const report = await runDoctor(nodes.urls, {

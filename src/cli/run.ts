@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { channels } from '../diagnostics.js';
 import { QuorumError } from '../errors.js';
 import type { Lock } from '../lock.js';
-import { Redlock } from '../redlock.js';
+import type { LockProvider } from '../provider.js';
 import {
   LOCK_OPTIONS,
   LOCK_OPTIONS_HELP,
@@ -19,9 +19,9 @@ import {
   parseCommandArgs,
   parseDuration,
   parseWait,
-  redlockOptions,
   UsageError,
 } from './args.js';
+import { openCliProvider } from './backends.js';
 import { EXIT_CODE_HELP, ExitCode, exitCodeFor } from './exit.js';
 
 /** Help text of `quorumlock run`. */
@@ -168,7 +168,7 @@ export async function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv
     return ExitCode.ok;
   }
   const log = eventLog(plan);
-  const redlock = new Redlock(plan.urls, redlockOptions(plan, plan.ttl));
+  const redlock = await openCliProvider(plan, plan.ttl);
   try {
     const lock = await acquireInterruptibly(redlock, plan, log);
     if (typeof lock === 'number') return lock;
@@ -193,7 +193,7 @@ export async function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv
 
 /** Acquires the lock; a signal while waiting gives up and resolves with 128 + its number. */
 async function acquireInterruptibly(
-  redlock: Redlock,
+  redlock: LockProvider,
   plan: RunPlan,
   log: EventLog,
 ): Promise<Lock | number> {

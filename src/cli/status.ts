@@ -11,6 +11,12 @@ import {
   redlockOptions,
   UsageError,
 } from './args.js';
+import {
+  backendOfNodes,
+  formatProviderStatus,
+  openCliProvider,
+  providerStatus,
+} from './backends.js';
 import { EXIT_CODE_HELP, ExitCode } from './exit.js';
 import { judge, type NodeView, type Verdict } from './verdict.js';
 
@@ -64,6 +70,18 @@ export async function statusCommand(
   }
   const resource = positionals[0]!;
   const nodes = nodeSettings(values, env);
+  if (backendOfNodes(nodes.urls) !== 'redis') {
+    const provider = await openCliProvider(nodes);
+    try {
+      const report = await providerStatus(provider, nodes, resource);
+      process.stdout.write(
+        values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatProviderStatus(report)}\n`,
+      );
+      return ExitCode.ok;
+    } finally {
+      await provider.close();
+    }
+  }
   const redlock = new Redlock(nodes.urls, redlockOptions(nodes));
   try {
     const state = await redlock.inspect(resource);

@@ -253,27 +253,15 @@ export async function waitForQuorum(zk) {
 }
 
 /** Sends `word` to 127.0.0.1:`port` and resolves with everything the server wrote back. */
-export function fourLetterWord(port, word, timeoutMs = 2000) {
-  return new Promise((resolve, reject) => {
-    let reply = '';
-    const socket = net.connect({ host: HOST, port });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      reject(new Error(`${word} on port ${port}: no reply within ${timeoutMs} ms`));
-    }, timeoutMs);
-    socket.once('connect', () => socket.write(word));
-    socket.on('data', (chunk) => {
-      reply += chunk;
-    });
-    socket.once('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    socket.once('close', () => {
-      clearTimeout(timer);
-      resolve(reply);
-    });
-  });
+export async function fourLetterWord(port, word, timeoutMs = 2000) {
+  const socket = net.connect({ host: HOST, port });
+  socket.setTimeout(timeoutMs, () =>
+    socket.destroy(new Error(`${word} on port ${port}: no reply within ${timeoutMs} ms`)),
+  );
+  socket.write(word);
+  const chunks = [];
+  for await (const chunk of socket) chunks.push(chunk);
+  return Buffer.concat(chunks).toString();
 }
 
 /** `n` distinct ports that were free a moment ago: all are held open until each is known. */

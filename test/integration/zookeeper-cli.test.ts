@@ -1,0 +1,108 @@
+/**
+ * `quorumlock doctor`, `status` and `run` on a zk:// URL, built
+ * (dist/cli/main.js), against a real 3-server ensemble.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ProviderStatusReport } from '../../src/cli/backends.js';
+import type { DoctorReport } from '../../src/cli/doctor.js';
+import { ZooKeeperLocks } from '../../src/zookeeper/index.js';
+import { startZooKeeper, type ZooKeeper } from '../harness/zookeeper.mjs';
+
+const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+function cli(
+  args: string[],
+  url: string,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH, QUORUMLOCK_NODES: url },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+}
+
+let zk: ZooKeeper;
+let url: string;
+beforeAll(async () => {
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  zk = await startZooKeeper({ size: 3 });
+  url = zk.url('/cli');
+});
+afterAll(() => zk?.stop());
+
+describe('quorumlock CLI on zk://', () => {
+  it('doctor passes a healthy ensemble: quorum, one leader, session bounds', async () => {
+    const r = await cli(['doctor', '--json', '--ttl', '3s'], url);
+    expect(r.code).toBe(0);
+    const report = JSON.parse(r.stdout) as DoctorReport;
+    expect(report.ok).toBe(true);
+    expect(report.quorum).toBe(2);
+    const names = report.ensemble.map((c) => `${c.name}:${c.status}`);
+    expect(names).toEqual(['quorum:pass', 'leader:pass', 'failures:pass', 'client:pass']);
+    for (const node of report.nodes) {
+      expect(node.checks.map((c) => c.name)).toEqual([
+        'reachable',
+        'serving',
+        'version',
+        'session',
+      ]);
+    }
+  });
+
+  it('status shows the holder and fence; run passes the fence to the command', async () => {
+    const locks = new ZooKeeperLocks(url, { ttl: 3000 });
+    try {
+      const lock = await locks.acquire('job');
+      const held = await cli(['status', '--json', 'job'], url);
+      expect(held.code).toBe(0);
+      const report = JSON.parse(held.stdout) as ProviderStatusReport;
+      expect(report.verdict).toBe('held');
+      expect(report.state.holder).toBe(lock.value);
+      expect((report.state as { fence: number }).fence).toBe(lock.fence);
+      const busy = await cli(['run', '--ttl', '3s', 'job', '--', 'true'], url);
+      expect(busy.code).toBe(75);
+      await lock.release();
+      const ran = await cli(
+        [
+          'run',
+          '--ttl',
+          '3s',
+          '--grace',
+          '200ms',
+          'job',
+          '--',
+          'sh',
+          '-c',
+          'echo "$QUORUMLOCK_FENCE"',
+        ],
+        url,
+      );
+      expect(ran.code).toBe(0);
+      expect(Number(ran.stdout.trim())).toBeGreaterThan(lock.fence!);
+    } finally {
+      await locks.close();
+    }
+  });
+
+  it('doctor fails without quorum, and run exits 69', async () => {
+    await zk.servers[0]!.kill();
+    await zk.servers[1]!.kill();
+    const r = await cli(['doctor', '--json'], url);
+    expect(r.code).toBe(1);
+    const report = JSON.parse(r.stdout) as DoctorReport;
+    expect(report.ensemble.find((c) => c.name === 'quorum')?.status).toBe('fail');
+    const run = await cli(['run', '--ttl', '3s', 'job', '--', 'true'], url);
+    expect(run.code).toBe(69);
+  });
+});
