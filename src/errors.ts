@@ -56,13 +56,17 @@ export class QuorumError extends LockError {
     const detail = failed
       .map((n) => `${n.node}: ${n.status}${n.cause ? ` (${causeText(n.cause)})` : ''}`)
       .join('; ');
+    // The nodes are up: a Cluster node refused keys of several slots in one script.
+    const crossSlot = failed.some((n) => n.cause && causeText(n.cause).startsWith('CROSSSLOT'));
     super(
       'ERR_LOCK_QUORUM',
       reason
         ? `${operation} failed: ${reason}`
         : `${operation} could not reach a quorum of ${quorum} of ${nodes.length} nodes` +
             (detail ? `: ${detail}` : '') +
-            '; check that a majority of the Redis nodes are up and reachable',
+            (crossSlot
+              ? '; on a Redis Cluster node the resources of one lock must hash to one slot: give them a common hash tag, e.g. {order:7}:a and {order:7}:b'
+              : '; check that a majority of the Redis nodes are up and reachable'),
       { cause: failed[0]?.cause },
     );
     this.nodes = nodes;
