@@ -139,6 +139,8 @@ export class RedisNode implements LockNode {
   readonly client: Client;
   readonly #owned: boolean;
   #inFlight = 0;
+  /** True while writes to the socket are held (see #coalesce). */
+  #corked = false;
   #everReady: boolean;
   #connectWaitMs: number;
   #subscriber: Redis | undefined;
@@ -323,6 +325,7 @@ export class RedisNode implements LockNode {
     if (this.#inFlight >= MAX_IN_FLIGHT) {
       throw new NodeUnavailableError(`${this.id} has ${this.#inFlight} calls in flight`);
     }
+    if (this.#inFlight > 0) this.#coalesce();
     this.#inFlight++;
     const sentAt = performance.now();
     try {
@@ -336,6 +339,24 @@ export class RedisNode implements LockNode {
     } finally {
       this.#inFlight--;
     }
+  }
+
+  /**
+   * With calls already in flight (many locks at once), holds the writes to the
+   * socket until this turn of the event loop is done (setImmediate) and sends
+   * them together: one write system call instead of one per call. A call to an
+   * idle node is written at once.
+   */
+  #coalesce(): void {
+    if (this.#corked) return;
+    const stream = (this.client as { stream?: { cork?(): void; uncork?(): void } }).stream;
+    if (typeof stream?.cork !== 'function' || typeof stream.uncork !== 'function') return;
+    this.#corked = true;
+    stream.cork();
+    setImmediate(() => {
+      this.#corked = false;
+      stream.uncork!();
+    });
   }
 
   /**

@@ -474,7 +474,7 @@ export class Redlock {
       this.#nodes.length,
       Math.min(25, this.#timeout(a.ttl)),
       this.settings.quorum,
-      Math.min(2, this.#timeout(a.ttl)),
+      Math.min(1, this.#timeout(a.ttl)),
     );
     if (plan.member) {
       this.#waiters.set(plan.member, wake);
