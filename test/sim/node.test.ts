@@ -319,18 +319,18 @@ describe('SimServer waiter queues and turns (acquire.lua, release.lua)', () => {
     expect(zset(w, Q[0]!)).toBeUndefined();
   });
 
-  it('seeds a fresh fence counter from a proposal up to 5 s ahead of server time, else from TIME; counters expire after their retention', async () => {
+  it('seeds a fresh fence counter from a proposal up to 1 s ahead of server time, else from TIME; counters expire after their retention', async () => {
     const w = world({ wallOffset: 0 });
     // Server TIME at true 1 ms is 1000 µs.
-    const close = w.at(0, () => w.acquire('p.0', 'p', 10, { seed: 4_000_000, retention: 100 }));
+    const close = w.at(0, () => w.acquire('p.0', 'p', 10, { seed: 900_000, retention: 100 }));
     const counted = w.at(20, () => w.acquire('q.0', 'q', 10, { seed: 9e9, retention: 100 }));
     // Expired 100 ms after its last use (true 21): reseeded from TIME, as the proposal is too far ahead.
-    const far = w.at(200, () => w.acquire('r.0', 'r', 10, { seed: 6_000_000, retention: 100 }));
+    const far = w.at(200, () => w.acquire('r.0', 'r', 10, { seed: 1_300_000, retention: 100 }));
     const behind = w.at(400, () => w.acquire('s.0', 's', 10, { seed: 5, retention: 100 }));
     const read = w.at(410, () => w.node.inspect(K[0]!, F[0]!, never));
     await w.sched.run();
-    expect(close.value).toEqual({ ok: true, fences: [4_000_000] });
-    expect(counted.value).toEqual({ ok: true, fences: [4_000_001] });
+    expect(close.value).toEqual({ ok: true, fences: [900_000] });
+    expect(counted.value).toEqual({ ok: true, fences: [900_001] });
     expect(far.value).toEqual({ ok: true, fences: [201_000] });
     expect(behind.value).toEqual({ ok: true, fences: [401_000] });
     expect(read.value?.fence).toBe(401_000);

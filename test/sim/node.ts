@@ -546,14 +546,14 @@ export class SimServer {
         const fkey = keys[n + i]!;
         let f = this.#incr(fkey);
         if (f === 1) {
-          // Missing (never used, expired or lost): seed from TIME, or the close proposal.
+          // Missing (never used, expired or lost): seed from TIME, or the proposal when just above it.
           if (seed === null) {
             const us = this.#nowUs;
             const proposal = luaToNumber(argv[10]);
             if (proposal === null)
               throw new SimReplyError('ERR attempt to compare nil with number');
             seed = us;
-            if (proposal > us && proposal <= us + 5_000_000) seed = proposal;
+            if (proposal > us && proposal <= us + SEED_WINDOW_US) seed = proposal;
           }
           f = seed;
           if (retention === undefined) throw new SimReplyError(luaArgError);
@@ -772,6 +772,9 @@ export class SimServer {
       .slice(0, count);
   }
 }
+
+/** How far above server time (µs) acquire.lua takes a client's fence seed proposal. */
+export const SEED_WINDOW_US = 1_000_000;
 
 const WRONGTYPE = 'WRONGTYPE Operation against a key holding the wrong kind of value';
 const luaArgError = 'ERR Lua redis lib command arguments must be strings or integers';
