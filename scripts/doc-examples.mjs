@@ -10,20 +10,23 @@
 // `node scripts/doc-examples.mjs` checks that every JavaScript/TypeScript block
 // of the docs has a marker and matches its file; `--write` copies each file
 // into its block. test/integration/examples.test.ts runs the same check.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The docs whose examples are extracted (safety.md and benchmarks.md have none to run). */
+/** Docs whose blocks are not examples to run: the proofs and the measurements. */
+const NOT_EXAMPLES = new Set(['docs/safety.md', 'docs/benchmarks.md']);
+
+/** The docs whose examples are extracted: README.md and every page of docs/ but NOT_EXAMPLES. */
 export const DOCS = [
   'README.md',
-  'docs/guide.md',
-  'docs/fencing.md',
-  'docs/operations.md',
-  'docs/cli.md',
-  'docs/architecture.md',
+  ...readdirSync(join(ROOT, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`)
+    .filter((f) => !NOT_EXAMPLES.has(f)),
 ];
 
 const MARKER = /^<!-- example: (\S+) -->$/;

@@ -6,11 +6,11 @@
  * TypeScript.
  */
 import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { check, ROOT } from '../../scripts/doc-examples.mjs';
+import { check, codeBlocks, DOCS, ROOT } from '../../scripts/doc-examples.mjs';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 
 const run = promisify(execFile);
@@ -88,6 +88,17 @@ async function node(file: string): Promise<string> {
 describe('docs examples', () => {
   it('every JavaScript and TypeScript block of the docs is an example file, shown verbatim', () => {
     expect(check()).toEqual([]);
+  });
+
+  it('every example the docs show is run here', () => {
+    const shown = DOCS.flatMap((doc) =>
+      codeBlocks(readFileSync(join(ROOT, doc), 'utf8'), doc).flatMap((b) => b.file ?? []),
+    );
+    const runHere = new Set([
+      ...Object.keys(EXPECTED).map((f) => `docs/examples/${f}`),
+      'docs/examples/guide-await-using.ts',
+    ]);
+    expect(shown.filter((f) => !runHere.has(f))).toEqual([]);
   });
 
   it('type-check under strict TypeScript', async () => {
