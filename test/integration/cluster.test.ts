@@ -6,13 +6,13 @@
  * nodes, are reported clearly.
  */
 import { execFile } from 'node:child_process';
-import diagnostics from 'node:diagnostics_channel';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { channels, QuorumError, Redlock, type RoundEvent } from '../../src/index.js';
+import { QuorumError, Redlock } from '../../src/index.js';
 import { type RedisCluster, startCluster } from '../harness/cluster.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
+import { nextExtend } from '../harness/rounds.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 const execFileAsync = promisify(execFile);
@@ -31,20 +31,6 @@ afterAll(async () => {
 afterEach(async () => {
   await Promise.all([cluster.flush(), ...plain.nodes.map((n) => n.flush())]);
 });
-
-/** Resolves with the next successful extend round of `resource`. */
-function nextExtend(resource: string): Promise<RoundEvent> {
-  return new Promise((resolve) => {
-    const onExtend = (message: unknown) => {
-      const event = message as RoundEvent;
-      if (event.ok && event.resources.includes(resource)) {
-        diagnostics.unsubscribe(channels.extend, onExtend);
-        resolve(event);
-      }
-    };
-    diagnostics.subscribe(channels.extend, onExtend);
-  });
-}
 
 describe('a Redis Cluster as one node', () => {
   it('acquires, renews, locks resources of one slot together and hands out increasing fences', async () => {

@@ -6,11 +6,11 @@
  * certificate is not one the client trusts.
  */
 import { execFile } from 'node:child_process';
-import diagnostics from 'node:diagnostics_channel';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { channels, Redlock, type RoundEvent } from '../../src/index.js';
+import { Redlock } from '../../src/index.js';
+import { nextExtend } from '../harness/rounds.js';
 import {
   type Certificates,
   makeCertificates,
@@ -54,20 +54,6 @@ async function cli(
     const e = err as { code: number; stdout: string; stderr: string };
     return { code: e.code, stdout: e.stdout, stderr: e.stderr };
   }
-}
-
-/** Resolves with the next successful extend round of `resource`. */
-function nextExtend(resource: string): Promise<RoundEvent> {
-  return new Promise((resolve) => {
-    const onExtend = (message: unknown) => {
-      const event = message as RoundEvent;
-      if (event.ok && event.resources.includes(resource)) {
-        diagnostics.unsubscribe(channels.extend, onExtend);
-        resolve(event);
-      }
-    };
-    diagnostics.subscribe(channels.extend, onExtend);
-  });
 }
 
 describe('TLS nodes', () => {
