@@ -32,6 +32,7 @@ import {
   type Settings,
   show,
 } from './options.js';
+import { type LockProvider, runUsing } from './provider.js';
 import {
   fanOut,
   holderTtlOnQuorum,
@@ -144,7 +145,7 @@ interface Plan {
  * A Redlock client over N independent Redis masters. Create one per set of
  * nodes and share it; `close()` it when done.
  */
-export class Redlock {
+export class Redlock implements LockProvider {
   /** Resolved settings of this instance. */
   readonly settings: Settings;
   readonly #nodes: readonly LockNode[];
@@ -263,31 +264,7 @@ export class Redlock {
     optionsOrFn: AcquireOptions | UsingRoutine<T>,
     maybeFn?: UsingRoutine<T>,
   ): Promise<T> {
-    const fn = typeof optionsOrFn === 'function' ? optionsOrFn : maybeFn;
-    const options = typeof optionsOrFn === 'function' ? undefined : optionsOrFn;
-    if (
-      options !== undefined &&
-      (options === null || typeof options !== 'object' || Array.isArray(options))
-    ) {
-      throw new InvalidArgumentError(`using() options must be an object, got ${show(options)}`);
-    }
-    if (typeof fn !== 'function')
-      throw new InvalidArgumentError('using() needs a function to run under the lock');
-    // Check the caller's options as given, before `renew` is forced on.
-    resolveAcquire(resources, options, this.settings, Number.POSITIVE_INFINITY);
-    const lock = await this.acquire(resources, { ...options, renew: true });
-    let result: T;
-    try {
-      result = await fn(lock.signal, lock);
-    } catch (err) {
-      await lock.release().catch(() => {});
-      throw err;
-    }
-    await lock.release().catch(() => {
-      // The routine finished; its result stands. The lock expires on its own
-      // and the failure was published on the release channel.
-    });
-    return result;
+    return runUsing(this, this.settings, resources, optionsOrFn, maybeFn);
   }
 
   /**
