@@ -144,6 +144,11 @@ export interface LockBackend<H, S extends LockState = LockState> {
   extend(handle: H, resources: readonly string[], ttl: number): Promise<ExtendResult>;
   /** Releases the hold; idempotent; resolves when the hold is already gone. */
   release(handle: H, resources: readonly string[]): Promise<readonly NodeOutcome[]>;
+  /**
+   * The hold was declared lost (or its provider closed) without a release:
+   * give up whatever may still hold it. Without it, the hold ends on its own (a ttl).
+   */
+  drop?(handle: H, resources: readonly string[]): void;
   /** Reads who holds `resource`. */
   inspect(resource: string): Promise<S>;
   /** Closes every connection the backend opened. */
@@ -203,7 +208,11 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
   readonly settings: Settings;
   readonly #backend: LockBackend<H, S>;
   readonly #clock: Clock;
-  readonly #locks = new Map<Lock, H>();
+  /** Locks held now (abandoned on close). */
+  readonly #held = new Set<Lock>();
+  /** The backend's handle of every lock not yet released. */
+  readonly #handles = new WeakMap<Lock, H>();
+  readonly #releasing = new WeakSet<Lock>();
   readonly #waiters = new Map<string, Set<Wakeup>>();
   readonly #aborts = new Set<AbortController>();
   readonly #background = new Set<Promise<unknown>>();
@@ -219,9 +228,7 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
       clock,
       extend: (lock, ttl) => this.#extend(lock, ttl),
       release: (lock) => this.#release(lock),
-      forget: (lock) => {
-        this.#locks.delete(lock);
-      },
+      forget: (lock) => this.#forget(lock),
     };
   }
 
@@ -285,7 +292,7 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
     if (!this.#closed) {
       this.#closed = (async () => {
         for (const controller of this.#aborts) controller.abort(new ClosedError());
-        for (const lock of [...this.#locks.keys()]) lock.abandon('the provider was closed');
+        for (const lock of [...this.#held]) lock.abandon('the provider was closed');
         while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
         await this.#backend.close();
       })();
@@ -435,12 +442,21 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
       renew: a.renew || this.#backend.alwaysConfirm,
       onLost: a.onLost,
     });
-    this.#locks.set(lock, outcome.handle);
+    this.#handles.set(lock, outcome.handle);
+    this.#held.add(lock);
     return lock;
   }
 
+  /** The lock ended: released (its release is under way) or lost (the backend drops the hold). */
+  #forget(lock: Lock): void {
+    this.#held.delete(lock);
+    if (this.#releasing.has(lock)) return;
+    const handle = this.#handles.get(lock);
+    if (handle !== undefined) this.#backend.drop?.(handle, lock.resources);
+  }
+
   async #extend(lock: Lock, ttl: number): Promise<ExtendResult> {
-    const handle = this.#locks.get(lock);
+    const handle = this.#handles.get(lock);
     if (this.#closed || handle === undefined) {
       return { deadline: undefined, gone: false, outcomes: [], error: new ClosedError() };
     }
@@ -456,8 +472,9 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
   }
 
   async #release(lock: Lock): Promise<readonly NodeOutcome[]> {
-    const handle = this.#locks.get(lock);
-    this.#locks.delete(lock);
+    const handle = this.#handles.get(lock);
+    this.#releasing.add(lock);
+    this.#handles.delete(lock);
     if (handle === undefined) return [];
     const startedAt = this.#clock.now();
     let error: unknown;

@@ -3,10 +3,11 @@
 // the `postgres` user (initdb and the server refuse to run as root, so both run
 // as that user: the child's uid is switched, as `runuser -u postgres` would,
 // which keeps the server's own pid in our hands), listening on a free
-// 127.0.0.1 port with trust authentication. Stopped by pid (its process group:
-// the postmaster and its backends).
+// 127.0.0.1 port with trust authentication. Stopped by pid: the postmaster
+// and its children (each backend is a process of its own session, so a signal
+// to the postmaster's process group would not reach them).
 import { execFile } from 'node:child_process';
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { freePorts, HOST, removeDir, spawnServer, stopChild, tempDir } from './processes.mjs';
@@ -78,22 +79,23 @@ export async function startPostgres(opts = {}) {
   let stopping;
 
   async function start() {
-    // Its own process group: pause() and kill() reach the backends too.
     return spawnServer(join(bin, 'postgres'), args, {
       ...owner,
       env,
       cwd: dir,
-      detached: true,
       name: 'PostgreSQL',
       ready: /database system is ready to accept connections/,
     });
   }
 
+  /** Signals the postmaster and every process it forked (backends, background workers). */
   function group(signal) {
-    try {
-      process.kill(-child.pid, signal);
-    } catch {
-      // Already gone.
+    for (const pid of [child.pid, ...childrenOf(child.pid)]) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // Already gone.
+      }
     }
   }
 
@@ -105,7 +107,7 @@ export async function startPostgres(opts = {}) {
     get pid() {
       return child.pid;
     },
-    /** Freezes the server and every backend (SIGSTOP to its process group). */
+    /** Freezes the server and every backend (SIGSTOP). */
     pause() {
       group('SIGSTOP');
     },
@@ -157,4 +159,21 @@ export async function startPostgres(opts = {}) {
       return stopping;
     },
   };
+}
+
+/** Pids of the processes whose parent is `pid`, from /proc. */
+function childrenOf(pid) {
+  const found = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      // The command may contain spaces and parentheses: fields resume after the last ')'.
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === pid) found.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
 }

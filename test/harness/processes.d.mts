@@ -28,7 +28,7 @@ export interface DatabaseServer {
   readonly url: string;
   /** The temp dir holding the data and the server's socket. */
   readonly dir: string;
-  /** The server's pid (PostgreSQL: the postmaster, leader of its backends' process group). */
+  /** The server's pid (PostgreSQL: the postmaster; pause and kill reach its backends too). */
   readonly pid: number;
   /** SIGSTOP (PostgreSQL: to every backend too): connections stay open, nothing is answered. */
   pause(): void;
