@@ -1,0 +1,390 @@
+/**
+ * The fair queue across independent clients on real redis-server nodes
+ * (DESIGN.md §3, "ticketed turns"): waiters of different processes are served
+ * in the order they began waiting; a waiter that dies or freezes at the head
+ * of the queue costs the next one a bounded delay; queues that disagree
+ * across nodes (entries of waiters nobody runs, different orders, different
+ * tickets) still let every live waiter through, one at a time.
+ */
+import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { type Lock, Redlock, type RedlockOptions } from '../../src/index.js';
+import { QUEUE_LEASE_MS, QUEUE_REFRESH_MS } from '../../src/redlock.js';
+import { Child, hrNow, killAll } from '../fixtures/child.mjs';
+import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
+
+const queueKey = (r: string) => `quorumlock:{${r}}:queue`;
+const leaseKey = (r: string) => `quorumlock:{${r}}:lease`;
+const lockKey = (r: string) => `quorumlock:{${r}}`;
+
+let ensemble: Ensemble;
+let direct: Redis[] = [];
+const redlocks: Redlock[] = [];
+const children: Child[] = [];
+
+/** A Redlock connected to every node: no round of it misses a node that is still connecting. */
+async function redlockOf(options: RedlockOptions): Promise<Redlock> {
+  const r = new Redlock(ensemble.urls, options);
+  redlocks.push(r);
+  await vi.waitFor(
+    async () => {
+      const state = await r.inspect('warm-up');
+      expect(state.nodes.filter((n) => n.error !== undefined)).toEqual([]);
+    },
+    { timeout: 10_000, interval: 20 },
+  );
+  return r;
+}
+
+/** Takes `resource` for `ttl` ms and waits until its key is set on every node. */
+async function holdEverywhere(holder: Redlock, resource: string, ttl: number): Promise<Lock> {
+  const before = await nodeStates(resource);
+  const lock = await holder.acquire(resource, { ttl });
+  try {
+    await vi.waitFor(
+      async () => {
+        const values = await Promise.all(direct.map((c) => c.get(lockKey(resource))));
+        expect(values).toEqual(direct.map(() => lock.value));
+      },
+      { timeout: 3_000, interval: 5 },
+    );
+  } catch (err) {
+    throw new Error(
+      `${(err as Error).message}\nbefore: ${JSON.stringify(before)}\nround: ${JSON.stringify(lock.nodes)}\nnow: ${JSON.stringify(await nodeStates(resource))}`,
+    );
+  }
+  return lock;
+}
+
+/**
+ * The workers load a private copy of dist/, taken once: other engineers
+ * rebuilding dist/ meanwhile must not hand a worker half-written modules.
+ */
+let dist: string;
+
+/** Copies dist/ (ES modules and scripts) under .tmp/ and checks that the copy loads. */
+async function snapshotDist(): Promise<string> {
+  const from = fileURLToPath(new URL('../../dist/', import.meta.url));
+  for (let attempt = 1; ; attempt++) {
+    const to = fileURLToPath(
+      new URL(`../../.tmp/test-dist-${process.pid}-${attempt}/`, import.meta.url),
+    );
+    mkdirSync(to, { recursive: true });
+    cpSync(from, to, { recursive: true, filter: (src) => !src.includes('/dist/cjs') });
+    try {
+      await import(`${to}index.js`);
+      return to;
+    } catch (err) {
+      rmSync(to, { recursive: true, force: true });
+      if (attempt >= 5) throw err;
+      await sleep(3_000);
+    }
+  }
+}
+
+function waiterProcess(resource: string, options: RedlockOptions): Child {
+  const child = new Child('./queue-waiter.mjs', { urls: ensemble.urls, resource, options, dist });
+  children.push(child);
+  return child;
+}
+
+beforeAll(async () => {
+  if (!existsSync(new URL('../../dist/index.js', import.meta.url))) {
+    throw new Error('the queue-waiter workers import dist/: run `npm run build` first');
+  }
+  dist = await snapshotDist();
+  ensemble = await startEnsemble({ size: 3 });
+  direct = ensemble.nodes.map((n) => {
+    const c = n.client();
+    c.on('error', () => {});
+    return c;
+  });
+});
+afterEach(async () => {
+  for (const c of children.splice(0)) c.kill('SIGCONT');
+  await killAll();
+  await Promise.all(redlocks.splice(0).map((r) => r.close()));
+  await Promise.all(direct.map((c) => c.flushall()));
+});
+afterAll(async () => {
+  for (const c of direct) c.disconnect();
+  await ensemble?.stop();
+  if (dist) rmSync(dist, { recursive: true, force: true });
+});
+
+/** Queue entries of `resource`, node by node. */
+function queueSizes(resource: string): Promise<number[]> {
+  return Promise.all(direct.map((c) => c.zcard(queueKey(resource))));
+}
+
+/** What every node holds for `resource`: lock value and ttl, queue (member, ticket). */
+async function nodeStates(resource: string): Promise<unknown[]> {
+  return Promise.all(
+    direct.map(async (c) => ({
+      lock: await c.get(lockKey(resource)),
+      pttl: await c.pttl(lockKey(resource)),
+      queue: await c.zrange(queueKey(resource), '0', '-1', 'WITHSCORES'),
+    })),
+  );
+}
+
+/** Waits until `count` waiters are queued for `resource` on every node. */
+async function queuedEverywhere(resource: string, count: number): Promise<void> {
+  try {
+    await vi.waitFor(
+      async () => expect(await queueSizes(resource)).toEqual(direct.map(() => count)),
+      { timeout: 3_000, interval: 5 },
+    );
+  } catch (err) {
+    throw new Error(
+      `${(err as Error).message}\nnodes: ${JSON.stringify(await nodeStates(resource))}`,
+    );
+  }
+}
+
+/** One critical section, on the machine-wide monotonic clock. */
+interface Section {
+  readonly who: string;
+  readonly fence: number;
+  readonly start: number;
+  readonly end: number;
+}
+
+function expectNoOverlap(sections: readonly Section[]): void {
+  const byStart = [...sections].sort((a, b) => a.start - b.start);
+  for (let i = 1; i < byStart.length; i++) {
+    expect(
+      byStart[i]!.start,
+      `${byStart[i]!.who} entered before ${byStart[i - 1]!.who} left`,
+    ).toBeGreaterThanOrEqual(byStart[i - 1]!.end);
+    // The later holder has the larger token.
+    expect(byStart[i]!.fence).toBeGreaterThan(byStart[i - 1]!.fence);
+  }
+}
+
+/** The section a worker reported for acquire `id`. */
+async function sectionOf(
+  child: Child,
+  who: string,
+  id: number,
+  timeoutMs = 20_000,
+): Promise<Section> {
+  const got = await child.waitFor((e) => e.event === 'acquired' && e.id === id, { timeoutMs });
+  const left = await child.waitFor((e) => e.event === 'releasing' && e.id === id, { timeoutMs });
+  return { who, fence: got.fence as number, start: got.t, end: left.t };
+}
+
+// Generous per-call deadline where timing is not what a test measures: on a
+// loaded 2-core machine a short one is missed and fails rounds.
+const RELAXED: RedlockOptions = { nodeTimeout: 1_000 };
+
+describe('FIFO across independent clients', () => {
+  it('serves waiters of separate processes in the order they began waiting, in every trial', async () => {
+    const resource = 'fifo';
+    const TRIALS = 5;
+    const HOLD = 20;
+    // Four waiters in their own processes, one in this process on its own instance.
+    const workers = Array.from({ length: 4 }, () => waiterProcess(resource, RELAXED));
+    await Promise.all(
+      workers.map((w) => w.waitFor((e) => e.event === 'ready', { timeoutMs: 30_000 })),
+    );
+    const local = await redlockOf(RELAXED);
+    const holder = await redlockOf(RELAXED);
+    const names = ['p0', 'p1', 'p2', 'p3', 'local'];
+    let id = 0;
+    const served: string[][] = [];
+    for (let trial = 0; trial < TRIALS; trial++) {
+      const held = await holdEverywhere(holder, resource, 10_000);
+      // A new arrival order every trial, so no one process is simply the fastest.
+      const order = [...names].sort(() => Math.random() - 0.5);
+      const sections: Array<Promise<Section>> = [];
+      for (const [k, name] of order.entries()) {
+        const n = id++;
+        if (name === 'local') {
+          sections.push(
+            local.acquire(resource, { ttl: 5_000 }).then(async (lock: Lock) => {
+              const start = hrNow();
+              await sleep(HOLD);
+              const end = hrNow();
+              await lock.release();
+              return { who: name, fence: lock.fence!, start, end };
+            }),
+          );
+        } else {
+          const w = workers[Number(name.slice(1))]!;
+          w.send({ cmd: 'acquire', id: n, ttl: 5_000, hold: HOLD });
+          sections.push(sectionOf(w, name, n));
+        }
+        // Its entry is on every node before the next one begins to wait, 40 ms later.
+        await queuedEverywhere(resource, k + 1);
+        await sleep(40);
+      }
+      await held.release();
+      const done = await Promise.all(sections);
+      expectNoOverlap(done);
+      const byFence = [...done].sort((a, b) => a.fence - b.fence).map((s) => s.who);
+      served.push(byFence);
+      expect(byFence, `trial ${trial}: began waiting ${order}, served ${byFence}`).toEqual(order);
+    }
+    console.log(
+      `FIFO: ${TRIALS} of ${TRIALS} trials served in arrival order (${served.map((s) => s.join(',')).join(' | ')})`,
+    );
+    for (const w of workers) w.send({ cmd: 'close' });
+    await Promise.all(workers.map((w) => w.waitFor((e) => e.event === 'closed')));
+  }, 60_000);
+});
+
+/**
+ * A short per-call deadline makes the turn grace short: grace = max(50, 2 ×
+ * nodeTimeout) = 200 ms. A turn handed to a waiter that cannot claim it costs
+ * the next waiter that grace, plus one acquire round (≤ nodeTimeout) to claim,
+ * plus scheduling slack on a loaded 2-core machine (500 ms).
+ */
+const FAST: RedlockOptions = { nodeTimeout: 100 };
+const GRACE_MS = Math.max(50, 2 * FAST.nodeTimeout!);
+const DEAD_HEAD_BOUND_MS = GRACE_MS + FAST.nodeTimeout! + 500;
+
+describe('a waiter at the head of the queue that cannot take its turn', () => {
+  /**
+   * Holder in this process; waiter A (to be killed or paused) queued first,
+   * waiter B second, both in their own processes. Returns B's delay: from the
+   * holder's release to B's acquire.
+   */
+  async function deadHead(
+    resource: string,
+    fault: 'SIGKILL' | 'SIGSTOP',
+  ): Promise<{ delay: number; a: Child; b: Child; b0: Section }> {
+    const [a, b] = [waiterProcess(resource, FAST), waiterProcess(resource, FAST)];
+    await Promise.all(
+      [a, b].map((w) => w.waitFor((e) => e.event === 'ready', { timeoutMs: 30_000 })),
+    );
+    const holder = await redlockOf(FAST);
+    const held = await holdEverywhere(holder, resource, 10_000);
+    a.send({ cmd: 'acquire', id: 0, ttl: 5_000 });
+    await queuedEverywhere(resource, 1).catch((err) => {
+      throw new Error(`${err.message}\nA: ${JSON.stringify(a.events)} ${a.stderr}`);
+    });
+    await sleep(40);
+    b.send({ cmd: 'acquire', id: 0, ttl: 5_000, hold: 10 });
+    await queuedEverywhere(resource, 2);
+    if (fault === 'SIGKILL') {
+      a.kill('SIGKILL');
+      await a.exited;
+    } else {
+      a.kill('SIGSTOP');
+    }
+    // Worst case for B: release just after B refreshed its entry on its timer
+    // (its third lost round: the first queues it, the second follows at once
+    // when it starts listening for turns), so its next look is as far away as
+    // it gets (QUEUE_REFRESH_MS) unless something tells it the turn lapsed.
+    await b.waitFor((e) => e.event === 'round' && e.id === 0 && (e.n as number) >= 3, {
+      timeoutMs: 5_000,
+    });
+    const releasedAt = hrNow();
+    await held.release();
+    const b0 = await sectionOf(b, 'b', 0, 10_000);
+    return { delay: b0.start - releasedAt, a, b, b0 };
+  }
+
+  it(`costs the next waiter at most one turn grace when killed (SIGKILL): bound ${DEAD_HEAD_BOUND_MS} ms`, async () => {
+    const { delay } = await deadHead('killed', 'SIGKILL');
+    console.log(
+      `killed head: next waiter served ${delay.toFixed(0)} ms after the release (bound ${DEAD_HEAD_BOUND_MS} ms = grace ${GRACE_MS} + round ${FAST.nodeTimeout} + slack 500; refresh ${QUEUE_REFRESH_MS} ms, lease ${QUEUE_LEASE_MS} ms)`,
+    );
+    expect(delay).toBeLessThan(DEAD_HEAD_BOUND_MS);
+  });
+
+  it(`costs the next waiter at most one turn grace when paused (SIGSTOP), and serves it after SIGCONT`, async () => {
+    const resource = 'paused';
+    const { delay, a, b0 } = await deadHead(resource, 'SIGSTOP');
+    console.log(
+      `paused head: next waiter served ${delay.toFixed(0)} ms after the release (bound ${DEAD_HEAD_BOUND_MS} ms)`,
+    );
+    // Soft: what happens after SIGCONT is checked either way.
+    expect.soft(delay).toBeLessThan(DEAD_HEAD_BOUND_MS);
+    a.kill('SIGCONT');
+    // It missed its turn; it queues again and still gets the lock, after B.
+    const a0 = await sectionOf(a, 'a', 0, 15_000);
+    expect(a0.fence).toBeGreaterThan(b0.fence);
+    expect(a0.start).toBeGreaterThanOrEqual(b0.end);
+  });
+});
+
+describe('queues that disagree across nodes', () => {
+  it('still serve every live waiter, one at a time, within the lease of the stale entries', async () => {
+    const resource = 'divergent';
+    const holder = await redlockOf(FAST);
+    const held = await holdEverywhere(holder, resource, 10_000);
+    // Entries of waiters nobody runs, in a different order on each node, with
+    // tickets far apart, leased for the longest a real waiter's entry lives.
+    const planted: Array<Array<[number, string]>> = [
+      [
+        [1, 'ghostA.0'],
+        [2, 'ghostB.0'],
+        [3, 'ghostC.0'],
+      ],
+      [
+        [1, 'ghostC.0'],
+        [5, 'ghostA.0'],
+        [90, 'ghostD.7'],
+      ],
+      [[40, 'ghostB.0']],
+    ];
+    await Promise.all(
+      direct.map(async (c, i) => {
+        const [sec, usec] = await c.time();
+        const until = Number(sec) * 1000 + Math.floor(Number(usec) / 1000) + QUEUE_LEASE_MS;
+        for (const [ticket, member] of planted[i]!) {
+          await c.zadd(queueKey(resource), ticket, member);
+          await c.zadd(leaseKey(resource), until, member);
+        }
+        await c.pexpire(queueKey(resource), QUEUE_LEASE_MS);
+        await c.pexpire(leaseKey(resource), QUEUE_LEASE_MS);
+      }),
+    );
+    const plantedAt = hrNow();
+    const WAITERS = 4;
+    const instances = await Promise.all(Array.from({ length: WAITERS }, () => redlockOf(FAST)));
+    const sections: Section[] = [];
+    let inside = 0;
+    let overlaps = 0;
+    const waiters = instances.map(async (r, i) => {
+      await sleep(i * 20);
+      const lock = await r.acquire(resource, { ttl: 5_000, wait: 20_000 });
+      inside++;
+      if (inside > 1) overlaps++;
+      const start = hrNow();
+      await sleep(10);
+      const end = hrNow();
+      inside--;
+      sections.push({ who: `w${i}`, fence: lock.fence!, start, end });
+      await lock.release();
+    });
+    await sleep(150);
+    await held.release();
+    await Promise.all(waiters);
+    const last = Math.max(...sections.map((s) => s.end)) - plantedAt;
+    // The stale entries are gone once their lease ends; a live waiter that is
+    // then first learns it at its next refresh at the latest, and each handoff
+    // after that is a release and a claim.
+    const bound = QUEUE_LEASE_MS + QUEUE_REFRESH_MS + 1_000;
+    console.log(
+      `divergent queues: ${WAITERS} waiters all served ${last.toFixed(0)} ms after the stale entries were planted (bound ${bound} ms)`,
+    );
+    expect(overlaps).toBe(0);
+    expect(sections).toHaveLength(WAITERS);
+    expectNoOverlap(sections);
+    expect(last).toBeLessThan(bound);
+    // Nothing of theirs, nor of the ghosts, stays behind once they are done.
+    await vi.waitFor(
+      async () => {
+        const values = await Promise.all(direct.map((c) => c.get(lockKey(resource))));
+        expect(values).toEqual([null, null, null]);
+      },
+      { timeout: 2_000, interval: 20 },
+    );
+  });
+});
