@@ -144,8 +144,15 @@ export class ZkBackend implements LockBackend<ZkHold, ZkLockState> {
       for (const [i, resource] of sorted.entries()) {
         const node = hold.nodes[i]!;
         node.started = true;
-        node.path = await enqueue(ctx, this.#options.base, node.parent, hold.guid, request.value);
-        const turn = await waitTurn(ctx, node.path, () =>
+        const queued = await enqueue(
+          ctx,
+          this.#options.base,
+          node.parent,
+          hold.guid,
+          request.value,
+        );
+        node.path = queued.path;
+        const turn = await waitTurn(ctx, queued, () =>
           lose(`its lock node ${node.path} was deleted`),
         );
         if (!turn) {

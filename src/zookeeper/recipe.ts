@@ -32,6 +32,13 @@ export interface TurnContext {
   reconnected(): Promise<void>;
 }
 
+/** Our node in a queue, and the queue as listed just after the create (when it could be). */
+export interface Queued {
+  readonly path: string;
+  /** The parent's children, read right behind the create in the same session's order. */
+  readonly listed?: Promise<string[] | null>;
+}
+
 /** Our turn came: the node we hold by, and its Stat. */
 export interface Turn {
   readonly path: string;
@@ -107,7 +114,9 @@ export async function ensurePath(client: ZkClient, path: string): Promise<void> 
 /**
  * Joins the queue of `parent` with a protected ephemeral sequential node and
  * returns its full path. A create whose reply was lost is looked up by its
- * guid after the reconnect and adopted, never created twice.
+ * guid after the reconnect and adopted, never created twice. The queue is
+ * listed in the same round trip: a session's requests are served in order,
+ * so the listing sent right behind the create already sees our node.
  */
 export async function enqueue(
   ctx: TurnContext,
@@ -115,7 +124,7 @@ export async function enqueue(
   parent: string,
   guid: string,
   value: string,
-): Promise<string> {
+): Promise<Queued> {
   const prefix = protectedPrefix(guid);
   let unsure = false;
   for (;;) {
@@ -123,14 +132,18 @@ export async function enqueue(
     try {
       if (unsure) {
         const found = await findProtected(ctx.client, parent, guid);
-        if (found) return found;
+        if (found) return { path: found };
       }
       unsure = true;
-      return await ctx.client.create(
+      const created = ctx.client.create(
         `${parent}/${prefix}`,
         Buffer.from(value),
         'ephemeral-sequential',
       );
+      const listed = ctx.client.children(parent);
+      // When the create fails, so does the listing; only the create's error counts.
+      listed.catch(() => {});
+      return { path: await created, listed };
     } catch (err) {
       if (err instanceof ZkError && err.code === 'NO_NODE') {
         // The parent was missing or its container was just reaped: nothing was created.
@@ -164,15 +177,19 @@ export async function findProtected(
  */
 export async function waitTurn(
   ctx: TurnContext,
-  path: string,
+  queued: Queued,
   onDeleted: () => void,
 ): Promise<Turn | undefined> {
   const { client } = ctx;
+  const { path } = queued;
   const parent = path.slice(0, path.lastIndexOf('/'));
   const ours = path.slice(parent.length + 1);
+  let listed = queued.listed?.catch(() => undefined);
   for (;;) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
-    const queue = queueOrder((await persist(ctx, () => client.children(parent))) ?? []);
+    const children = (await listed) ?? (await persist(ctx, () => client.children(parent)));
+    listed = undefined;
+    const queue = queueOrder(children ?? []);
     const index = queue.indexOf(ours);
     if (index < 0) {
       throw new ZkError('NO_NODE', `lock node ${path} is gone: its session expired`);

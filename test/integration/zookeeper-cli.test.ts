@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProviderStatusReport } from '../../src/cli/backends.js';
 import type { DoctorReport } from '../../src/cli/doctor.js';
-import { ZooKeeperLocks } from '../../src/zookeeper/index.js';
+import { type ZkLockState, ZooKeeperLocks } from '../../src/zookeeper/index.js';
 import { startZooKeeper, type ZooKeeper } from '../harness/zookeeper.mjs';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -69,7 +69,7 @@ describe('quorumlock CLI on zk://', () => {
       const report = JSON.parse(held.stdout) as ProviderStatusReport;
       expect(report.verdict).toBe('held');
       expect(report.state.holder).toBe(lock.value);
-      expect((report.state as { fence: number }).fence).toBe(lock.fence);
+      expect((report.state as ZkLockState).fence).toBe(lock.fence);
       const busy = await cli(['run', '--ttl', '3s', 'job', '--', 'true'], url);
       expect(busy.code).toBe(75);
       await lock.release();
