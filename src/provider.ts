@@ -16,8 +16,8 @@ import {
   AcquireTimeoutError,
   ClosedError,
   InvalidArgumentError,
-  LockError,
   LockTakenError,
+  QuorumError,
 } from './errors.js';
 import { Leader, type LeaderOptions, type LeaderRoutine } from './leader.js';
 import { type ExtendResult, Lock, type LockContext } from './lock.js';
@@ -138,7 +138,11 @@ export interface LockBackend<H, S extends LockState = LockState> {
    * (a session that must be probed), not only when renewing a ttl.
    */
   readonly alwaysConfirm: boolean;
-  /** Tries once to take every resource of the request, all or nothing. */
+  /**
+   * Tries once to take every resource of the request, all or nothing. A
+   * QuorumError (store unreachable) is retried within `wait`; any other error
+   * ends the acquisition.
+   */
   try(request: TryRequest): Promise<TryOutcome<H>>;
   /** Extends (or confirms) the hold for `ttl` ms from now. Never rejects. */
   extend(handle: H, resources: readonly string[], ttl: number): Promise<ExtendResult>;
@@ -340,7 +344,8 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
       for (;;) {
         const outcome = await this.#try(a, `${prefix}.${round++}`, deadline, signal).catch(
           (err: unknown) => {
-            if (signal.aborted || !(err instanceof LockError)) throw err;
+            // Only a store that could not be reached is worth another try.
+            if (signal.aborted || !(err instanceof QuorumError)) throw err;
             failures++;
             if (failures >= MAX_FAILED_TRIES || deadline - clock.now() <= 0) throw err;
             return undefined;

@@ -6,7 +6,7 @@
 import type { Clock } from '../clock.js';
 import { BackendProvider, type ProviderOptions } from '../provider.js';
 import { type SqlHold, type SqlLockState, type SqlOptions, sqlBackend } from '../sql/backend.js';
-import { mysqlDialect } from './dialect.js';
+import { loadMySql2, mysqlDialect } from './dialect.js';
 
 export type { SqlLockState, SqlOptions } from '../sql/backend.js';
 export { lockKey, lockName } from '../sql/keys.js';
@@ -38,7 +38,12 @@ export class MySqlLocks extends BackendProvider<SqlHold, SqlLockState> {
   }
 }
 
-/** The entry point `connect()` uses for mysql:// and mariadb:// URLs. */
-export function openProvider(urls: readonly string[], options?: object): MySqlLocks {
-  return new MySqlLocks(urls[0]!, options as MySqlOptions);
+/**
+ * The entry point `connect()` uses for mysql:// and mariadb:// URLs; rejects with
+ * MissingDriverError at once when the driver is not installed.
+ */
+export async function openProvider(urls: readonly string[], options?: object): Promise<MySqlLocks> {
+  const provider = new MySqlLocks(urls[0]!, options as MySqlOptions);
+  await loadMySql2();
+  return provider;
 }

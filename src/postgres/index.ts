@@ -6,7 +6,7 @@
 import type { Clock } from '../clock.js';
 import { BackendProvider, type ProviderOptions } from '../provider.js';
 import { type SqlHold, type SqlLockState, type SqlOptions, sqlBackend } from '../sql/backend.js';
-import { postgresDialect } from './dialect.js';
+import { loadPg, postgresDialect } from './dialect.js';
 
 export type { SqlLockState, SqlOptions } from '../sql/backend.js';
 export { lockKey } from '../sql/keys.js';
@@ -38,7 +38,15 @@ export class PostgresLocks extends BackendProvider<SqlHold, SqlLockState> {
   }
 }
 
-/** The entry point `connect()` uses for postgres:// URLs. */
-export function openProvider(urls: readonly string[], options?: object): PostgresLocks {
-  return new PostgresLocks(urls[0]!, options as PostgresOptions);
+/**
+ * The entry point `connect()` uses for postgres:// URLs; rejects with
+ * MissingDriverError at once when the driver is not installed.
+ */
+export async function openProvider(
+  urls: readonly string[],
+  options?: object,
+): Promise<PostgresLocks> {
+  const provider = new PostgresLocks(urls[0]!, options as PostgresOptions);
+  await loadPg();
+  return provider;
 }
