@@ -204,7 +204,8 @@ describe('a least-privilege ACL user', () => {
   // The exact rule docs/operations.md gives; scripts' own commands need permission too.
   const RULE =
     'on >s3cret resetkeys ~quorumlock:* resetchannels &quorumlock:* -@all ' +
-    '+evalsha +eval +get +set +pttl +pexpire +del +incr +time +publish ' +
+    '+evalsha +eval +get +set +exists +pttl +pexpire +del +incr +time ' +
+    '+zadd +zrem +zrange +zrangebyscore +zrank +zscore +publish ' +
     '+subscribe +unsubscribe +ping +info +hello +auth +script|load +config|get';
 
   it('can run, wait for, inspect and check locks with only the documented commands', async () => {
