@@ -55,6 +55,13 @@ const EXPECTED: Record<string, RegExp[]> = {
   'fencing-shared-mark.mjs': [/^mark: \d+$/m],
   'fencing-claim.mjs': [/^visits: \d+$/m],
   'operations-own-clients.mjs': [/^held with fence \d+ aborted: false$/m],
+  'readme-commonjs.cjs': [/^holding report:daily with fence \d+$/m],
+  'observability-otel.mjs': [
+    /^while held, tryAcquire gives null$/m,
+    /^quorumlock\.lock\.acquire\.duration s \{"quorumlock\.lock\.outcome":"acquired"\} count=1$/m,
+    /^quorumlock\.lock\.acquire\.duration s \{"quorumlock\.lock\.outcome":"taken"\} count=1$/m,
+    /^span quorumlock release released$/m,
+  ],
 };
 
 let locks: Ensemble;
