@@ -79,8 +79,11 @@ export function check() {
     for (const block of codeBlocks(text, doc)) {
       const where = `${doc}:${block.start + 1}`;
       if (!block.file) {
-        if (isCode(block))
-          problems.push(`${where}: a ${block.lang} block without an example marker`);
+        if (isCode(block)) {
+          problems.push(
+            `${where}: a ${block.lang} block without an example marker; move it into a file of docs/examples/, put <!-- example: <path from the doc> --> on the line above the block, and run npm run docs:examples`,
+          );
+        }
         continue;
       }
       let file;
