@@ -806,11 +806,13 @@ export class Redlock implements LockProvider {
     const channel = `${turnChannelPrefix(this.settings.keyPrefix)}${this.#id}`;
     const onNotice = (payload?: string) => {
       if (!payload) return;
-      const space = payload.indexOf(' ');
-      const member = payload.slice(0, space);
-      const key = payload.slice(space + 1);
+      // '<member> <key>': a turn; '<member> <key> <grace>': the turn went to the
+      // waiter just ahead; look again once its grace has passed.
+      const [member = '', key = '', grace] = payload.split(' ');
       const wake = this.#waiters.get(member);
-      if (wake) {
+      if (grace !== undefined) {
+        wake?.wakeAfter(Number(grace) + 1);
+      } else if (wake) {
         wake.notify(key);
       } else if (member.startsWith(`${this.#id}.`)) {
         // Its round is still on the way back: keep the notice for it.

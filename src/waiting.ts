@@ -31,9 +31,12 @@ const REMEMBERED = 8;
  */
 export class Wakeup {
   #pending = false;
+  #pendingNotice = false;
   /** True when the last `sleep()` ended early because of a notice. */
   woken = false;
-  #wake: (() => void) | undefined;
+  #wake: ((byNotice: boolean) => void) | undefined;
+  #cancelLook: (() => void) | undefined;
+  #lookAt: number | undefined;
   readonly #counts = new Map<string, number>();
   #cancelGrace: (() => void) | undefined;
   readonly #clock: Clock;
@@ -82,17 +85,41 @@ export class Wakeup {
     this.#cancelGrace = this.#clock.setTimer(() => this.#fire(), ms, { keepAlive: false });
   }
 
-  /** Stops the grace timer; the waiter is done. */
+  /**
+   * Wakes the current (or next) sleep `ms` from now at the latest, without
+   * counting as a notice (`woken` stays false).
+   */
+  wakeAfter(ms: number): void {
+    const at = this.#clock.now() + ms;
+    if (this.#lookAt !== undefined && this.#lookAt <= at) return;
+    this.#lookAt = at;
+    this.#cancelLook?.();
+    this.#cancelLook = this.#clock.setTimer(
+      () => {
+        this.#lookAt = undefined;
+        this.#cancelLook = undefined;
+        this.#pending = true;
+        this.#wake?.(false);
+      },
+      ms,
+      { keepAlive: false },
+    );
+  }
+
+  /** Stops the timers; the waiter is done. */
   dispose(): void {
     this.#cancelGrace?.();
     this.#cancelGrace = undefined;
+    this.#cancelLook?.();
+    this.#cancelLook = undefined;
   }
 
   #fire(): void {
     this.#cancelGrace?.();
     this.#cancelGrace = undefined;
     this.#pending = true;
-    this.#wake?.();
+    this.#pendingNotice = true;
+    this.#wake?.(true);
   }
 
   /** Sleeps up to `ms`, returning early on a notice or rejecting when `signal` aborts. */
@@ -100,13 +127,14 @@ export class Wakeup {
     if (signal?.aborted) throw signal.reason;
     this.woken = false;
     if (this.#pending) {
+      this.woken = this.#pendingNotice;
       this.#pending = false;
-      this.woken = true;
+      this.#pendingNotice = false;
       return;
     }
     const early = new AbortController();
-    this.#wake = () => {
-      this.woken = true;
+    this.#wake = (byNotice) => {
+      this.woken = byNotice;
       early.abort();
     };
     const onAbort = () => early.abort(signal?.reason);
@@ -119,6 +147,7 @@ export class Wakeup {
     } finally {
       this.#wake = undefined;
       this.#pending = false;
+      this.#pendingNotice = false;
       signal?.removeEventListener('abort', onAbort);
     }
   }

@@ -56,6 +56,16 @@ local function purge(i)
   end
 end
 
+-- Tells `head` its turn has come, and the waiter now first in line when to
+-- look again should `head` not claim it (dead or paused waiters cost one grace).
+local function announce(channel, q, head, key, grace_ms)
+  redis.call('PUBLISH', channel .. string.match(head, '^[^.]+'), head .. ' ' .. key)
+  local next = redis.call('ZRANGE', q, 0, 0)[1]
+  if next then
+    redis.call('PUBLISH', channel .. string.match(next, '^[^.]+'), next .. ' ' .. key .. ' ' .. grace_ms)
+  end
+end
+
 local taken = false
 local holder_ttl = -1
 local turn_ttl = 0
@@ -88,7 +98,7 @@ if not taken then
           redis.call('SET', KEYS[i], '~turn~' .. head, 'PX', grace)
           redis.call('ZREM', q, head)
           redis.call('ZREM', KEYS[3 * n + i], head)
-          redis.call('PUBLISH', ARGV[10] .. string.match(head, '^[^.]+'), head .. ' ' .. KEYS[i])
+          announce(ARGV[10], q, head, KEYS[i], grace)
           taken = true
           if grace > turn_ttl then turn_ttl = grace end
         end

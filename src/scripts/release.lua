@@ -1,6 +1,8 @@
 -- Release: for every lock key that still holds our value, hand the lock to the
 -- first live waiter queued for it (its turn, reserved for a short grace, and a
--- notice on that waiter's process channel), or delete it when nobody waits.
+-- notice on that waiter's process channel: '<member> <key>'), or delete it when
+-- nobody waits. The waiter next in line gets '<member> <key> <grace>': look
+-- again once the grace has passed.
 -- Keys held by someone else, or already gone, are left alone.
 --
 -- KEYS[1..n]      lock keys
@@ -50,6 +52,11 @@ for i = 1, n do
         redis.call('ZREM', q, head)
         redis.call('ZREM', e, head)
         redis.call('PUBLISH', ARGV[4] .. string.match(head, '^[^.]+'), head .. ' ' .. KEYS[i])
+        -- The waiter now first looks again when the turn runs out, should `head` not claim it.
+        local next = redis.call('ZRANGE', q, 0, 0)[1]
+        if next then
+          redis.call('PUBLISH', ARGV[4] .. string.match(next, '^[^.]+'), next .. ' ' .. KEYS[i] .. ' ' .. grace)
+        end
       else
         redis.call('DEL', KEYS[i])
       end
