@@ -184,25 +184,30 @@ export async function waitTurn(
   const { path } = queued;
   const parent = path.slice(0, path.lastIndexOf('/'));
   const ours = path.slice(parent.length + 1);
+  const readOwn = () => {
+    const sentAt = ctx.clock.now();
+    // The same read arms the watch that reports our node's deletion while held.
+    const read = client.getData(path, (event) => {
+      if (event === 'deleted') onDeleted();
+    });
+    return read.then((got) => ({ got, sentAt }));
+  };
   let listed = queued.listed?.catch(() => undefined);
+  let own: ReturnType<typeof readOwn> | undefined;
   for (;;) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
     const children = (await listed) ?? (await persist(ctx, () => client.children(parent)));
+    const ownRead = own;
     listed = undefined;
+    own = undefined;
     const queue = queueOrder(children ?? []);
     const index = queue.indexOf(ours);
     if (index < 0) {
       throw new ZkError('NO_NODE', `lock node ${path} is gone: its session expired`);
     }
     if (index === 0) {
-      let sentAt = 0;
-      const got = await persist(ctx, () => {
-        sentAt = ctx.clock.now();
-        // The same read arms the watch that reports our node's deletion while held.
-        return client.getData(path, (event) => {
-          if (event === 'deleted') onDeleted();
-        });
-      });
+      const { got, sentAt } =
+        (await ownRead?.catch(() => undefined)) ?? (await persist(ctx, readOwn));
       if (!got) throw new ZkError('NO_NODE', `lock node ${path} is gone: its session expired`);
       if (got.stat.ephemeralOwner !== client.sessionId) {
         throw new ZkError('BAD_OWNER', `lock node ${path} belongs to another session`);
@@ -219,6 +224,10 @@ export async function waitTurn(
     const present = await persist(ctx, () => client.getData(predecessor, () => wake()));
     if (!present) continue;
     await sleepUntil(ctx, woken);
+    // Woken: list the queue and read our own node in one round trip.
+    listed = client.children(parent).catch(() => undefined);
+    own = readOwn();
+    own.catch(() => {});
   }
 }
 

@@ -14,6 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { type Lock, Redlock, type RedlockOptions } from '../../src/index.js';
 import { QUEUE_LEASE_MS, QUEUE_REFRESH_MS } from '../../src/redlock.js';
 import { Child, hrNow, killAll } from '../fixtures/child.mjs';
+import { connected } from '../harness/connected.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 
 const queueKey = (r: string) => `quorumlock:{${r}}:queue`;
@@ -29,14 +30,7 @@ const children: Child[] = [];
 async function redlockOf(options: RedlockOptions): Promise<Redlock> {
   const r = new Redlock(ensemble.urls, options);
   redlocks.push(r);
-  await vi.waitFor(
-    async () => {
-      const state = await r.inspect('warm-up');
-      expect(state.nodes.filter((n) => n.error !== undefined)).toEqual([]);
-    },
-    { timeout: 10_000, interval: 20 },
-  );
-  return r;
+  return connected(r);
 }
 
 /** Takes `resource` for `ttl` ms and waits until its key is set on every node. */

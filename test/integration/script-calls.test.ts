@@ -13,6 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Lock, Redlock, type RedlockOptions } from '../../src/index.js';
+import { connected } from '../harness/connected.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 
 const fenceKey = (r: string) => `quorumlock:{${r}}:fence`;
@@ -45,14 +46,7 @@ const OPTIONS: RedlockOptions = { ttl: 5_000, nodeTimeout: 1_000 };
 async function redlockOf(options: RedlockOptions = OPTIONS): Promise<Redlock> {
   const r = new Redlock(ensemble.urls, options);
   redlocks.push(r);
-  await vi.waitFor(
-    async () => {
-      const state = await r.inspect('warm-up');
-      expect(state.nodes.filter((n) => n.error !== undefined)).toEqual([]);
-    },
-    { timeout: 10_000, interval: 20 },
-  );
-  return r;
+  return connected(r);
 }
 
 /** Script calls (EVALSHA + EVAL) each node has run since its last CONFIG RESETSTAT. */
@@ -189,20 +183,7 @@ describe('fencing on fresh resources', () => {
     // Every node restarts empty, as after a power loss without persistence.
     await Promise.all(ensemble.nodes.map((n) => n.restart({ keepData: false })));
     expect(await Promise.all(direct.map((c) => c.exists(fenceKey(resource))))).toEqual([0, 0, 0]);
-    await vi.waitFor(
-      async () => {
-        const state = await a.inspect(resource);
-        expect(state.nodes.filter((n) => n.error !== undefined)).toEqual([]);
-      },
-      { timeout: 20_000, interval: 50 },
-    );
-    await vi.waitFor(
-      async () => {
-        const state = await b.inspect(resource);
-        expect(state.nodes.filter((n) => n.error !== undefined)).toEqual([]);
-      },
-      { timeout: 20_000, interval: 50 },
-    );
+    await Promise.all([connected(a, 20_000), connected(b, 20_000)]);
     await pass(b);
     await pass(a);
     increasing('after a restart that lost every counter');
