@@ -55,8 +55,9 @@ export interface ProviderSettings {
 }
 
 /**
- * A lock service: the one API every backend offers (DESIGN §2b). `Redlock`
- * is the Redis provider; `connect(url)` returns the provider a URL names.
+ * A lock service: the one API every backend offers (docs/architecture.md,
+ * "The contract"). `Redlock` is the Redis provider; `connect(url)` returns the
+ * provider a URL names.
  */
 export interface LockProvider extends AsyncDisposable {
   /** Resolved settings. */

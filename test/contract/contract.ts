@@ -1,6 +1,6 @@
 /**
- * The LockProvider contract (DESIGN §2b), one suite for every backend: each
- * backend's test file starts its real server(s) and calls
+ * The LockProvider contract (docs/architecture.md, "The contract"), one suite
+ * for every backend: each backend's test file starts its real server(s) and calls
  * `describeProviderContract` with a target; `describeLossContract` adds the
  * loss tests for backends whose holder has a session the server can end.
  */
