@@ -14,11 +14,7 @@ import {
   MeterProvider,
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
-import {
-  BasicTracerProvider,
-  InMemorySpanExporter,
-  SimpleSpanProcessor,
-} from '@opentelemetry/sdk-trace-base';
+import * as traceSdk from '@opentelemetry/sdk-trace-base';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { channels, Redlock } from '../../src/index.js';
 import {
@@ -32,8 +28,8 @@ let ensemble: Ensemble;
 let metricExporter: InMemoryMetricExporter;
 let reader: PeriodicExportingMetricReader;
 let meterProvider: MeterProvider;
-let spanExporter: InMemorySpanExporter;
-let tracerProvider: BasicTracerProvider;
+let spanExporter: traceSdk.InMemorySpanExporter;
+let tracerProvider: traceSdk.BasicTracerProvider;
 let bridge: QuorumlockInstrumentation;
 
 beforeAll(async () => {
@@ -52,9 +48,9 @@ beforeEach(() => {
     exportIntervalMillis: 3_600_000,
   });
   meterProvider = new MeterProvider({ readers: [reader] });
-  spanExporter = new InMemorySpanExporter();
-  tracerProvider = new BasicTracerProvider({
-    spanProcessors: [new SimpleSpanProcessor(spanExporter)],
+  spanExporter = new traceSdk.InMemorySpanExporter();
+  tracerProvider = new traceSdk.BasicTracerProvider({
+    spanProcessors: [new traceSdk.SimpleSpanProcessor(spanExporter)],
   });
   bridge = instrumentQuorumlock({ meterProvider, tracerProvider });
 });
