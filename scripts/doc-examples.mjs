@@ -61,6 +61,11 @@ export function codeBlocks(markdown, docPath) {
   return blocks;
 }
 
+/** Each doc of DOCS with its text. */
+function readDocs() {
+  return DOCS.map((doc) => [doc, readFileSync(join(ROOT, doc), 'utf8')]);
+}
+
 /** True for a block in JavaScript or TypeScript, which must be an extracted example. */
 export function isCode(block) {
   return CODE_LANGS.has(block.lang);
@@ -69,13 +74,7 @@ export function isCode(block) {
 /** Problems of every doc: code blocks without a marker, and blocks that differ from their file. */
 export function check() {
   const problems = [];
-  for (const doc of DOCS) {
-    let text;
-    try {
-      text = readFileSync(join(ROOT, doc), 'utf8');
-    } catch {
-      continue;
-    }
+  for (const [doc, text] of readDocs()) {
     for (const block of codeBlocks(text, doc)) {
       const where = `${doc}:${block.start + 1}`;
       if (!block.file) {
@@ -101,13 +100,7 @@ export function check() {
 
 /** Copies every marked example file into its block. */
 function write() {
-  for (const doc of DOCS) {
-    let text;
-    try {
-      text = readFileSync(join(ROOT, doc), 'utf8');
-    } catch {
-      continue;
-    }
+  for (const [doc, text] of readDocs()) {
     const lines = text.split('\n');
     for (const block of codeBlocks(text, doc).reverse()) {
       if (!block.file) continue;
