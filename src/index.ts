@@ -19,6 +19,7 @@ export * from './guard.js';
 export { Leader, type LeaderOptions, type LeaderRoutine } from './leader.js';
 export { Lock } from './lock.js';
 export type { AcquireOptions, RedlockOptions, RetryOptions, Settings } from './options.js';
+export type { PermitRoutine, PermitSource } from './permits.js';
 export {
   connect,
   type LockProvider,
@@ -29,3 +30,5 @@ export {
 } from './provider.js';
 export type { NodeOutcome, NodeStatus } from './quorum.js';
 export { type NodeState, Redlock, type ResourceState, type UsingRoutine } from './redlock.js';
+export { ReadWriteLock } from './rwlock.js';
+export { Semaphore, type SemaphoreOptions } from './semaphore.js';

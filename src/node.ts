@@ -118,6 +118,16 @@ export interface LockNode {
    * connect wait): true when connected. Optional: nodes without it are always ready.
    */
   connected?(): Promise<boolean>;
+  /**
+   * Runs any script of src/scripts with `keys` and `args`. Optional: nodes
+   * without it do not serve semaphores and read-write locks.
+   */
+  run?(
+    script: Script,
+    keys: readonly string[],
+    args: readonly string[],
+    signal: AbortSignal,
+  ): Promise<unknown>;
   /** Closes the connections this node opened (including its subscriber). */
   close(): Promise<void>;
 }
@@ -236,6 +246,19 @@ export class RedisNode implements LockNode {
       pttl: Number(pttl),
       fence: fence == null ? null : Number(fence),
     };
+  }
+
+  /**
+   * Runs `script` on this node as every call here (EVALSHA, on a ready
+   * connection). For the scripts of other primitives (semaphores, read-write locks).
+   */
+  run(
+    script: Script,
+    keys: readonly string[],
+    args: readonly string[],
+    signal: AbortSignal,
+  ): Promise<unknown> {
+    return this.#run(script, keys, args, signal);
   }
 
   connected(): Promise<boolean> {

@@ -32,6 +32,7 @@ import {
   type Settings,
   show,
 } from './options.js';
+import type { PermitHost } from './permits.js';
 import { type LockProvider, runUsing } from './provider.js';
 import {
   fanOut,
@@ -40,6 +41,8 @@ import {
   type NodeOutcome,
   type Round,
 } from './quorum.js';
+import { ReadWriteLock } from './rwlock.js';
+import { Semaphore, type SemaphoreOptions } from './semaphore.js';
 import { backoffDelay, LocalQueue, Wakeup } from './waiting.js';
 
 /** One node's view of a resource, from `inspect`. */
@@ -282,6 +285,31 @@ export class Redlock implements LockProvider {
     const fn = typeof optionsOrFn === 'function' ? optionsOrFn : maybeFn;
     const options = typeof optionsOrFn === 'function' ? {} : optionsOrFn;
     return new Leader(this, resource, options, fn as LeaderRoutine);
+  }
+
+  /**
+   * A counting semaphore `name` on these nodes: at most `options.limit`
+   * permits held at once, handed to waiters in order. Throws
+   * InvalidArgumentError on a bad name or limit.
+   */
+  semaphore(name: string, options: SemaphoreOptions): Semaphore {
+    return new Semaphore(this.#permitHost(), name, options);
+  }
+
+  /** A read-write lock `name` on these nodes: many readers or one writer, writers not starved. */
+  readWriteLock(name: string): ReadWriteLock {
+    return new ReadWriteLock(this.#permitHost(), name);
+  }
+
+  #permitHost(): PermitHost {
+    this.#checkOpen();
+    return {
+      nodes: this.#nodes,
+      settings: this.settings,
+      clock: this.#clock,
+      closing: this.#closing.signal,
+      track: (promise) => this.#track(promise),
+    };
   }
 
   /** Reads `resource` on every node: holder, remaining ttl and fence counter. */

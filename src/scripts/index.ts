@@ -24,4 +24,5 @@ export const scripts = {
   release: load('release'),
   fenceSync: load('fence-sync'),
   inspect: load('inspect'),
+  permits: load('permits'),
 } as const;
