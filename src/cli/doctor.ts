@@ -17,6 +17,7 @@ import {
 } from './args.js';
 import { backendOfNodes } from './backends.js';
 import { explainConnectError } from './connect-error.js';
+import { runSqlDoctor } from './doctor-sql.js';
 import { runZooKeeperDoctor } from './doctor-zookeeper.js';
 import { EXIT_CODE_HELP, ExitCode } from './exit.js';
 
@@ -503,6 +504,12 @@ prints pass / warn / fail for each check, with the fix:
   scripts       the lock scripts load (SCRIPT LOAD) and run (EVALSHA)
   clocks        server clocks (TIME) agree within --clock-warn
   quorum        enough nodes pass for a majority; an odd number of nodes
+On a postgres:// or mysql:// URL it checks instead: reachable, primary (a
+writable primary), session (a lock taken in one statement is still held in
+the next: no transaction-mode pooler such as PgBouncer pool_mode=transaction),
+fence table (exists and usable, or this role can create it), dead holder
+(PostgreSQL: the server ends vanished sessions soon), many locks (MySQL:
+several locks per session).
 
 Options:
   --json                 print the report as JSON
@@ -540,9 +547,13 @@ export async function doctorCommand(
   const timeoutMs =
     values.timeout === undefined ? 2000 : parseDuration(values.timeout, '--timeout');
   if (timeoutMs === 0) throw new UsageError('--timeout must be more than 0');
-  if (backendOfNodes(nodes.urls) === 'zookeeper') {
+  const backend = backendOfNodes(nodes.urls);
+  if (backend !== 'redis') {
     const ttl = values.ttl === undefined ? 30_000 : parseDuration(values.ttl, '--ttl');
-    const report = await runZooKeeperDoctor(nodes.urls[0]!, { timeoutMs, ttl });
+    const report =
+      backend === 'zookeeper'
+        ? await runZooKeeperDoctor(nodes.urls[0]!, { timeoutMs, ttl })
+        : await runSqlDoctor(nodes.urls[0]!, { timeoutMs });
     process.stdout.write(
       values.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatDoctor(report)}\n`,
     );

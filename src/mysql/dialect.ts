@@ -89,13 +89,8 @@ export const mysqlDialect: SqlDialect = {
     }
     return tokens;
   },
-  async createFenceTable(s, table, timeoutMs) {
-    await s.query(
-      `CREATE TABLE IF NOT EXISTS ${table} (k BIGINT NOT NULL PRIMARY KEY, token BIGINT NOT NULL, holder VARCHAR(64) NULL) ENGINE=InnoDB`,
-      [],
-      timeoutMs,
-    );
-  },
+  fenceTableSql: (table) =>
+    `CREATE TABLE IF NOT EXISTS ${table} (k BIGINT NOT NULL PRIMARY KEY, token BIGINT NOT NULL, holder VARCHAR(64) NULL) ENGINE=InnoDB`,
   isMissingTable: (err) => (err as { errno?: unknown } | null)?.errno === 1146,
   async holder(s, table, key, timeoutMs) {
     const { rows } = await s.query('SELECT IS_USED_LOCK(?) AS id', [lockName(key)], timeoutMs);

@@ -79,13 +79,8 @@ export const postgresDialect: SqlDialect = {
     const byKey = new Map(rows.map((r) => [String(r.k), Number(r.token)]));
     return keys.map((k) => byKey.get(String(k))!);
   },
-  async createFenceTable(s, table, timeoutMs) {
-    await s.query(
-      `CREATE TABLE IF NOT EXISTS ${table} (k bigint PRIMARY KEY, token bigint NOT NULL, holder text)`,
-      [],
-      timeoutMs,
-    );
-  },
+  fenceTableSql: (table) =>
+    `CREATE TABLE IF NOT EXISTS ${table} (k bigint PRIMARY KEY, token bigint NOT NULL, holder text)`,
   isMissingTable: (err) => (err as { code?: unknown } | null)?.code === '42P01',
   async holder(s, table, key, timeoutMs) {
     const unsigned = BigInt.asUintN(64, key);

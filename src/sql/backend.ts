@@ -58,8 +58,8 @@ export interface SqlDialect {
     holder: string,
     timeoutMs: number,
   ): Promise<number[]>;
-  /** Creates the fence table when it does not exist. */
-  createFenceTable(s: SqlSession, table: string, timeoutMs: number): Promise<void>;
+  /** The statement that creates the fence table (the library runs it on first use; users without DDL rights run it once). */
+  fenceTableSql(table: string): string;
   /** True for the driver's "no such table" error. */
   isMissingTable(err: unknown): boolean;
   /** Who holds `key`: the holding session's id, and the fence row. */
@@ -382,7 +382,7 @@ export class SqlBackend implements LockBackend<SqlHold, SqlLockState> {
       if (!this.#dialect.isMissingTable(err)) throw err;
     }
     try {
-      await this.#dialect.createFenceTable(session, table, timeout);
+      await session.query(this.#dialect.fenceTableSql(table), [], timeout);
     } catch (createError) {
       // Another provider may have created it meanwhile; if not, say what to do.
       try {
