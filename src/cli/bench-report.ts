@@ -85,14 +85,14 @@ export interface BenchResult {
   };
 }
 
-/** Percentiles by nearest rank; an empty set gives zeros with count 0. */
+/** Percentiles by nearest rank (the rank's float error absorbed); an empty set gives zeros with count 0. */
 export function summarize(samplesMs: readonly number[]): LatencySummary {
   if (samplesMs.length === 0) {
     return { count: 0, minMs: 0, p50Ms: 0, p90Ms: 0, p99Ms: 0, p999Ms: 0, maxMs: 0, meanMs: 0 };
   }
   const sorted = [...samplesMs].sort((a, b) => a - b);
   const at = (p: number) =>
-    sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+    sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length - 1e-9) - 1)]!;
   const mean = sorted.reduce((sum, x) => sum + x, 0) / sorted.length;
   return {
     count: sorted.length,
@@ -119,11 +119,10 @@ export function markdown(r: BenchResult): string {
     '',
     `${r.backend}, ${r.nodes.length} node${r.nodes.length === 1 ? '' : 's'} (quorum ${r.quorum}), quorumlock ${r.version}, ${r.date}`,
     '',
-    '### Nodes',
-    '',
-    '| node | RTT p50 (ms) | RTT p99 (ms) |',
-    '| --- | ---: | ---: |',
   );
+  if (r.rtt.nodes.length > 0) {
+    lines.push('### Nodes', '', '| node | RTT p50 (ms) | RTT p99 (ms) |', '| --- | ---: | ---: |');
+  }
   for (const n of r.rtt.nodes) {
     lines.push(
       n.ok && n.rtt
@@ -132,7 +131,7 @@ export function markdown(r: BenchResult): string {
     );
   }
   lines.push(
-    '',
+    ...(r.rtt.nodes.length > 0 ? [''] : []),
     r.rtt.nodes.length === 0
       ? `Round trips and the physical limit are measured for Redis nodes only, not for ${r.backend}.`
       : r.rtt.physicalLimitMs === null
