@@ -5,6 +5,7 @@ import { systemClock } from '../../src/clock.js';
 import { channels, type Lock, LockError, LockLostError } from '../../src/index.js';
 import { openZkClient, type ZkClient } from '../../src/zookeeper/client.js';
 import { ZooKeeperLocks } from '../../src/zookeeper/index.js';
+import { Child, hrNow } from '../fixtures/child.mjs';
 import { startProxy } from '../harness/proxy.js';
 import { startZooKeeper, type ZooKeeper } from '../harness/zookeeper.mjs';
 import { type Acquisition, checkMutualExclusion, emptyHistory } from '../sim/checker.js';
@@ -165,5 +166,58 @@ describe('ZooKeeper under faults', () => {
     expect(next).not.toBeNull();
     await next!.release();
     expect((await raw.children('/lost/r')) ?? []).toEqual([]);
+  });
+});
+
+describe('a ZooKeeper holder paused past its session timeout', () => {
+  it('is lost: the next holder acquires only after the paused one stopped believing it holds, and fences grow', async () => {
+    const zk = await server();
+    const ttl = 1000;
+    const holder = new Child('./zk-holder.mjs', { url: zk.url('/pause'), resource: 'r', ttl });
+    cleanups.push(async () => holder.kill('SIGKILL'));
+    const acquired = await holder.waitFor((e) => e.event === 'acquired', { timeoutMs: 30_000 });
+    // Let a confirmation or two go through, then freeze the whole process.
+    await holder.waitFor((e) => e.event === 'confirmed', { timeoutMs: 30_000 });
+    holder.kill('SIGSTOP');
+    const stoppedAt = hrNow();
+    const other = locks(zk.url('/pause'), ttl);
+    const next = await other.acquire('r', { wait: 20_000 });
+    const nextAt = hrNow();
+    holder.kill('SIGCONT');
+    const lostEvent = await holder.waitFor((e) => e.event === 'lost', { timeoutMs: 30_000 });
+    const history = emptyHistory();
+    const deadlines = holder.events
+      .filter((e) => e.event === 'acquired' || e.event === 'confirmed')
+      .map((e) => ({ at: e.t, until: e.until as number }));
+    history.acquisitions.push(
+      {
+        id: 'paused',
+        client: 'paused',
+        resources: ['r'],
+        startedAt: acquired.t,
+        okAt: acquired.t,
+        endedAt: acquired.t,
+        fences: { r: acquired.fence as number },
+        deadlines,
+        releasedAt: lostEvent.t,
+        uses: [],
+      },
+      {
+        id: 'next',
+        client: 'next',
+        resources: ['r'],
+        startedAt: stoppedAt,
+        okAt: nextAt,
+        endedAt: nextAt,
+        fences: { ...next.fences },
+        deadlines: [{ at: nextAt, until: nextAt + next.remaining() }],
+        releasedAt: null,
+        uses: [],
+      },
+    );
+    expect(checkMutualExclusion(history)).toEqual([]);
+    expect(next.fence).toBeGreaterThan(acquired.fence as number);
+    await next.release();
+    expect((await holder.exited).code).toBe(0);
   });
 });
