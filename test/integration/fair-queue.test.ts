@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { type Lock, Redlock, type RedlockOptions } from '../../src/index.js';
 import { QUEUE_LEASE_MS, QUEUE_REFRESH_MS } from '../../src/redlock.js';
 import { Child, hrNow, killAll } from '../fixtures/child.mjs';
-import { connected } from '../harness/connected.js';
+import { connected, nodeClients } from '../harness/connected.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 
 const queueKey = (r: string) => `quorumlock:{${r}}:queue`;
@@ -91,11 +91,7 @@ beforeAll(async () => {
   }
   dist = await snapshotDist();
   ensemble = await startEnsemble({ size: 3 });
-  direct = ensemble.nodes.map((n) => {
-    const c = n.client();
-    c.on('error', () => {});
-    return c;
-  });
+  direct = nodeClients(ensemble);
 });
 afterEach(async () => {
   for (const c of children.splice(0)) c.kill('SIGCONT');

@@ -11,7 +11,7 @@ import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AcquireTimeoutError, type Lock, Redlock, type RedlockOptions } from '../../src/index.js';
 import { FENCE_RETENTION_MS, QUEUE_LEASE_MS } from '../../src/redlock.js';
-import { connected } from '../harness/connected.js';
+import { connected, nodeClients } from '../harness/connected.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 
 let ensemble: Ensemble;
@@ -19,11 +19,7 @@ let direct: Redis[] = [];
 
 beforeAll(async () => {
   ensemble = await startEnsemble({ size: 3, args: ['--maxmemory-policy', 'noeviction'] });
-  direct = ensemble.nodes.map((n) => {
-    const c = n.client();
-    c.on('error', () => {});
-    return c;
-  });
+  direct = nodeClients(ensemble);
 });
 afterAll(async () => {
   for (const c of direct) c.disconnect();

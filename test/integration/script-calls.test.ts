@@ -13,7 +13,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Lock, Redlock, type RedlockOptions } from '../../src/index.js';
-import { connected } from '../harness/connected.js';
+import { connected, nodeClients } from '../harness/connected.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 
 const fenceKey = (r: string) => `quorumlock:{${r}}:fence`;
@@ -24,11 +24,7 @@ const redlocks: Redlock[] = [];
 
 beforeAll(async () => {
   ensemble = await startEnsemble({ size: 3, args: ['--maxmemory-policy', 'noeviction'] });
-  direct = ensemble.nodes.map((n) => {
-    const c = n.client();
-    c.on('error', () => {});
-    return c;
-  });
+  direct = nodeClients(ensemble);
 });
 afterEach(async () => {
   await Promise.all(redlocks.splice(0).map((r) => r.close()));
