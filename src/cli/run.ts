@@ -12,12 +12,14 @@ import { channels } from '../diagnostics.js';
 import { QuorumError } from '../errors.js';
 import type { Lock } from '../lock.js';
 import type { LockProvider } from '../provider.js';
+import { Redlock } from '../redlock.js';
 import {
   LOCK_OPTIONS,
   LOCK_OPTIONS_HELP,
   nodeSettings,
   parseCommandArgs,
   parseDuration,
+  parsePositiveInt,
   parseWait,
   UsageError,
 } from './args.js';
@@ -47,6 +49,8 @@ Options:
                       exit N instead of 75 when the lock is held by another
                       (like flock -E), so it cannot be mistaken for the
                       command's own exit code; 0 to 255
+  --limit N           take one of N permits of the semaphore <resource> instead
+                      of the lock: at most N commands run at once (Redis only)
   --log text|json     report lock events (acquired, extended, lost, ...) on stderr
   -v, --verbose       same as --log text
 ${LOCK_OPTIONS_HELP}
@@ -57,6 +61,7 @@ Examples:
   quorumlock run --nodes redis://a:6379,redis://b:6379,redis://c:6379 \\
       nightly-report -- ./make-report.sh
   QUORUMLOCK_NODES=... quorumlock run --ttl 1m --wait 10m backup -- pg_dump ...
+  QUORUMLOCK_NODES=... quorumlock run --limit 3 --wait forever encoders -- ./encode.sh
 
 ${EXIT_CODE_HELP}`;
 
@@ -66,6 +71,7 @@ const RUN_OPTIONS = {
   wait: { type: 'string' },
   grace: { type: 'string' },
   'conflict-exit-code': { type: 'string' },
+  limit: { type: 'string' },
   log: { type: 'string' },
   verbose: { type: 'boolean', short: 'v' },
 } as const;
@@ -81,6 +87,8 @@ export interface RunPlan {
   readonly grace: number;
   /** Exit code when the lock is held by another (`--conflict-exit-code`, default 75). */
   readonly conflictExitCode: number;
+  /** With `--limit`: the command runs under one of this many permits of the semaphore `resource`. */
+  readonly limit?: number;
   readonly log: 'none' | 'text' | 'json';
   readonly urls: string[];
   readonly quorum: number | undefined;
@@ -124,6 +132,7 @@ export function parseRunArgs(argv: readonly string[], env: NodeJS.ProcessEnv): R
   const conflict = values['conflict-exit-code'];
   const conflictExitCode =
     conflict === undefined ? ExitCode.notAcquired : parseExitCode(conflict, '--conflict-exit-code');
+  const limit = values.limit === undefined ? undefined : parsePositiveInt(values.limit, '--limit');
   let log: RunPlan['log'] = values.verbose ? 'text' : 'none';
   if (values.log !== undefined) {
     if (values.log !== 'text' && values.log !== 'json') {
@@ -140,6 +149,7 @@ export function parseRunArgs(argv: readonly string[], env: NodeJS.ProcessEnv): R
     wait,
     grace,
     conflictExitCode,
+    ...(limit === undefined ? {} : { limit }),
     log,
     ...nodes,
   };
@@ -170,7 +180,7 @@ export async function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv
   const log = eventLog(plan);
   const redlock = await openCliProvider(plan, plan.ttl);
   try {
-    const lock = await acquireInterruptibly(redlock, plan, log);
+    const lock = await acquireInterruptibly(permitsOf(redlock, plan), plan, log);
     if (typeof lock === 'number') return lock;
     return await supervise(lock, plan, env, log);
   } catch (err) {
@@ -191,9 +201,25 @@ export async function runCommand(argv: readonly string[], env: NodeJS.ProcessEnv
   }
 }
 
+/** What `run` takes the lock (or, with --limit, a permit) from. */
+type LockSource = Pick<LockProvider, 'acquire' | 'tryAcquire'>;
+
+/** The provider itself, or with --limit the semaphore `plan.resource` on its nodes. */
+function permitsOf(provider: LockProvider, plan: RunPlan): LockSource {
+  if (plan.limit === undefined) return provider;
+  if (!(provider instanceof Redlock)) {
+    throw new UsageError('--limit needs Redis nodes: the other backends have no semaphore');
+  }
+  const semaphore = provider.semaphore(plan.resource, { limit: plan.limit });
+  return {
+    acquire: (_resource, options) => semaphore.acquire(options),
+    tryAcquire: (_resource, options) => semaphore.tryAcquire(options),
+  };
+}
+
 /** Acquires the lock; a signal while waiting gives up and resolves with 128 + its number. */
 async function acquireInterruptibly(
-  redlock: LockProvider,
+  redlock: LockSource,
   plan: RunPlan,
   log: EventLog,
 ): Promise<Lock | number> {
