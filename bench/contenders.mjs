@@ -7,6 +7,10 @@
 //   c.failedRounds();                          // cumulative lost/failed acquire rounds, or null
 //   await c.close();
 //
+// `lockCommands` names the commands a contender sends per lock operation
+// when they are not all scripts (a plain SET NX): the contended scenario counts
+// them per node beside the script calls.
+//
 // Competitors get their documented defaults plus the same ttl; in the contended
 // scenario they also get the retry settings that let them keep contending (see
 // docs/benchmarks.md, "Settings").
@@ -116,7 +120,7 @@ function quorumlock({ fencing }) {
     label: fencing ? 'quorumlock (fencing on)' : 'quorumlock (fencing off)',
     kind: 'quorumlock',
     pkg: null,
-    settings: `new Redlock(urls, { ttl, fencing: ${fencing} }), library defaults otherwise (nodeTimeout ttl/100 in [50, 1000], retry 10–250 ms full jitter, woken once a quorum of nodes announced the release); acquire(key, { ttl, signal })`,
+    settings: `new Redlock(urls, { ttl, fencing: ${fencing} }), library defaults otherwise (nodeTimeout learned from each node's round trips, at least 50 ms, at most ttl/4; retry 10–250 ms full jitter; waiters queue on the nodes and a release hands the turn to the first one); acquire(key, { ttl, signal })`,
     roundCounter: (resource) => quorumlockRoundCounter(resource),
     async create({ nodes, ttl }) {
       const { Redlock } = await loadQuorumlock();
@@ -176,6 +180,8 @@ function semaphoreRedlock() {
     label: 'redis-semaphore RedlockMutex',
     kind: 'library',
     pkg: 'redis-semaphore',
+    // Acquires with a plain SET NX PX, releases with a script.
+    lockCommands: ['set', 'evalsha', 'eval'],
     settings:
       'new RedlockMutex(clients, key, { lockTimeout: ttl }) per acquisition; defaults acquireTimeout 10000, retryInterval 10, refreshInterval 0.8·ttl',
     async create({ nodes, ttl }) {
@@ -204,6 +210,7 @@ function semaphoreMutex() {
     label: 'redis-semaphore Mutex (1 node, reference)',
     kind: 'reference',
     pkg: 'redis-semaphore',
+    lockCommands: ['set', 'evalsha', 'eval'],
     settings:
       'new Mutex(client0, key, { lockTimeout: ttl }) per acquisition, on the first node only; defaults as RedlockMutex',
     async create({ nodes, ttl }) {
@@ -256,6 +263,7 @@ function floor({ waitAll }) {
     label: waitAll ? 'floor: SET NX, all replies' : 'floor: SET NX, majority',
     kind: 'floor',
     pkg: 'ioredis',
+    lockCommands: ['set', 'evalsha', 'eval'],
     settings: `parallel SET key value NX PX ttl on every node + EVALSHA value-checked DEL; decides ${
       waitAll ? 'after all replies' : 'at the majority'
     }; no retries, no validity check`,

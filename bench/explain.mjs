@@ -4,13 +4,15 @@
 //
 //   node bench/explain.mjs [--reps N] [--seconds S]
 //
-// - Sequential cost split: per acquire + release pair, client CPU, server CPU
+// - Sequential cost split: per acquire + release pair on a fresh resource
+//   (as the bench's scenario 1), client CPU, server CPU
 //   (INFO cpu of every node: scripts, commands and the servers' own socket
 //   work), and a sampled CPU profile of the client bucketed by where the time
 //   is spent (socket writes, ioredis, library code, AbortSignal, GC).
 // - Contended rounds: quorumlock's acquire rounds with 16 clients on one key
 //   (the bench's contended scenario), classified by how many nodes each lost
-//   round won, to tell a herd of clean losses from split votes.
+//   round won, to tell a herd of clean losses from split votes, and the script
+//   calls per critical section on the busiest node (INFO commandstats).
 // Markdown on stdout; exit codes as bench/run.mjs (0, 64 usage, 1 failure).
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { Session } from 'node:inspector/promises';
@@ -67,8 +69,15 @@ const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[s.length >> 1] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 };
-const range = (xs, digits = 0) =>
-  `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+/** "median (min–max)" of the finite values; "–" when there are none (say, no handoff at all). */
+const range = (values, digits = 0) => {
+  const xs = values.filter(Number.isFinite);
+  if (xs.length === 0) return '–';
+  const f = (x) => x.toFixed(digits);
+  return xs.length === 1
+    ? f(xs[0])
+    : `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})`;
+};
 
 /** CPU seconds (user + system) the servers used so far, summed over the nodes, in µs. */
 async function serverCpuMicros() {
@@ -116,13 +125,16 @@ async function sequentialSplit(c, rep) {
   const inst = await c.create({ nodes, ttl: TTL, contended: false });
   try {
     const key = `explain:seq:${c.id}:${rep}`;
-    await sequential(inst, { key, durationMs: 300, warmupMs: 200 });
+    // A fresh resource per pair, as scenario 1 of the bench (per-entity locks).
+    const window = (name, durationMs, warmupMs) =>
+      sequential(inst, { key: `${key}:${name}`, fresh: true, durationMs, warmupMs });
+    await window('warm', 300, 200);
     const server0 = await serverCpuMicros();
-    const r = await sequential(inst, { key, durationMs: seconds * 1000, warmupMs: 0 });
+    const r = await window('cpu', seconds * 1000, 0);
     const server = ((await serverCpuMicros()) - server0) / r.pairs;
     // Profiled in a window of its own: sampling costs CPU and must not inflate the others.
     await session.post('Profiler.start');
-    const p = await sequential(inst, { key, durationMs: seconds * 1000, warmupMs: 0 });
+    const p = await window('profile', seconds * 1000, 0);
     const { profile } = await session.post('Profiler.stop');
     return {
       pairP50: r.pair.p50,
@@ -167,6 +179,8 @@ async function contendedRounds(rep) {
       clients: 16,
       holdMs: 1,
       durationMs: seconds * 1000,
+      admins,
+      resetStats: true,
     });
   } finally {
     diagnosticsChannel.unsubscribe(quorumlock.channels.acquire, onRound);
@@ -183,12 +197,13 @@ async function contendedRounds(rep) {
   return {
     sectionsPerSec: r.sectionsPerSec,
     lostPerSection: lost.length / r.sections,
-    wonNone: lost.filter((x) => x.won === 0).length / lost.length,
-    wonSome: lost.filter((x) => x.won > 0).length / lost.length,
+    wonNone: lost.length ? lost.filter((x) => x.won === 0).length / lost.length : 0,
+    wonSome: lost.length ? lost.filter((x) => x.won > 0).length / lost.length : 0,
     inFlight: overlapping / rounds.length,
     sameHolder: r.sameHolderShare,
     cpuPerSection: r.cpuUsPerSection,
     handoffP50: r.handoff.p50,
+    scriptCalls: r.scriptCallsPerSection,
   };
 }
 
@@ -205,7 +220,7 @@ const lines = [];
 lines.push(
   '### Sequential: where a pair’s CPU goes (µs per acquire + release pair)',
   '',
-  `One client, one key, ${seconds} s per repetition; median of ${reps} (min–max). Client CPU: process.cpuUsage(). Server CPU: INFO cpu (user + sys) summed over the 5 nodes. The split columns come from a V8 sampling profile of the client in a second window of the same length (medians; sampling adds its own cost, so they sum to a little more than client CPU).`,
+  `One client, a fresh resource per pair, ${seconds} s per repetition; median of ${reps} (min–max). Client CPU: process.cpuUsage(). Server CPU: INFO cpu (user + sys) summed over the 5 nodes. The split columns come from a V8 sampling profile of the client in a second window of the same length (medians; sampling adds its own cost, so they sum to a little more than client CPU).`,
   '',
   '| contender | pair p50 | client CPU | server CPU | socket writes | ioredis | library | AbortSignal | GC | other |',
   '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
@@ -232,8 +247,8 @@ lines.push(
   '',
   `Median of ${reps} (min–max). A lost round "won none" when no node said yes to it: it lost cleanly to the holder, not in a split vote.`,
   '',
-  '| sections/s | lost rounds / section | lost rounds that won no node | won 1–2 nodes (split) | rounds in flight when one starts | back to same client | CPU µs / section | handoff p50 (µs) |',
-  '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+  '| sections/s | lost rounds / section | lost rounds that won no node | won 1–2 nodes (split) | rounds in flight when one starts | back to same client | CPU µs / section | handoff p50 (µs) | script calls / section, busiest node |',
+  '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   `| ${range(
     cont.map((x) => x.sectionsPerSec),
     0,
@@ -258,6 +273,9 @@ lines.push(
   )} | ${range(
     cont.map((x) => x.handoffP50),
     0,
+  )} | ${range(
+    cont.map((x) => x.scriptCalls),
+    2,
   )} |`,
   '',
 );

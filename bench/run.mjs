@@ -2,12 +2,14 @@
 // quorumlock benchmarks: latency, throughput and contention against the other
 // Node Redlock clients, one run, one report.
 //
-//   node bench/run.mjs [--quick] [--nodes URL,...] [--out DIR] [--scenarios 1,2,3,4,5,6]
+//   node bench/run.mjs [--quick] [--nodes URL,...] [--out DIR] [--scenarios 1,2,3,4,5,6,7]
 //                      [--contenders id,...] [--reps N] [--report FILE]
 //
 // Scenarios: 1 sequential, 2 concurrent, 3 contended, 4 degraded, 5 multi-region,
-// 6 memory. Markdown tables go to stdout, progress to stderr, JSON + HTML to
-// bench/results/ (or --out). Without --nodes it starts 5 redis-server masters.
+// 6 memory, 7 arrival order. After the scenarios, every node is scanned for keys
+// of this run without an expiry. Markdown tables go to stdout, progress to
+// stderr, JSON + HTML to bench/results/ (or --out). Without --nodes it starts 5
+// redis-server masters.
 // Exit codes: 0 done, 64 usage error, 69 a given node cannot be reached, 1 other failure.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -35,6 +37,8 @@ import {
   commandCalls,
   concurrent,
   contended,
+  fairOrder,
+  leftoverKeys,
   pingRtt,
   sequential,
   warmPair,
@@ -47,8 +51,8 @@ const USAGE = `usage: node bench/run.mjs [options]
   --quick              smoke run (1 repetition, short windows; under a minute)
   --nodes URL,...      use these Redis masters instead of starting 5 (redis://host:port)
   --out DIR            where results JSON + HTML go (default bench/results)
-  --scenarios LIST     subset of 1,2,3,4,5,6 (1 sequential, 2 concurrent, 3 contended,
-                       4 degraded, 5 multi-region, 6 memory); default all
+  --scenarios LIST     subset of 1,2,3,4,5,6,7 (1 sequential, 2 concurrent, 3 contended,
+                       4 degraded, 5 multi-region, 6 memory, 7 arrival order); default all
   --contenders LIST    subset of contender ids (see the report); default all
   --reps N             repetitions per scenario (default 3, --quick 1)
   --report FILE        re-render the tables and HTML of a saved results JSON; runs nothing
@@ -99,25 +103,27 @@ if (args.report) {
 }
 
 const quick = args.quick;
-/** Window lengths in ms, sized so a full run takes about 10 minutes and --quick under one. */
+/** Window lengths in ms, sized so a full run takes about 12 minutes and --quick about one. */
 const plan = quick
   ? {
       reps: 1,
-      seq: { durationMs: 300, warmupMs: 100 },
+      seq: { durationMs: 300, warmupMs: 100, sameKeyMs: 150 },
       conc: { durationMs: 500, warmupMs: 150, loops: 64 },
       cont: { durationMs: 1000, clients: 16, holdMs: 1 },
       degr: { durationMs: 200, warmupMs: 50, settleMs: 50, capMs: 500 },
       multi: { durationMs: 400, warmupPairs: 1 },
       memory: { pairs: 10_000, concurrency: 16 },
+      order: { trials: 3, waiters: 4, spacingMs: 40, holdMs: 5 },
     }
   : {
       reps: 3,
-      seq: { durationMs: 3000, warmupMs: 300 },
+      seq: { durationMs: 3000, warmupMs: 300, sameKeyMs: 1000 },
       conc: { durationMs: 3000, warmupMs: 500, loops: 64 },
       cont: { durationMs: 5000, clients: 16, holdMs: 1 },
       degr: { durationMs: 1500, warmupMs: 300, settleMs: 100, capMs: 1000 },
-      multi: { durationMs: 3000, warmupPairs: 3 },
+      multi: { durationMs: 1500, warmupPairs: 3 },
       memory: { pairs: 200_000, concurrency: 16 },
+      order: { trials: 5, waiters: 4, spacingMs: 40, holdMs: 5 },
     };
 if (args.reps !== undefined) {
   if (!/^[1-9]\d*$/.test(args.reps))
@@ -125,22 +131,47 @@ if (args.reps !== undefined) {
   plan.reps = Number(args.reps);
 }
 
-/** Lock ttl for every contender in every scenario (ms). */
+/** Lock ttl for every contender in every scenario but the multi-region ttl variants (ms). */
 const TTL = 10_000;
-/** Added round trips of the multi-region scenario, per node (ms), cycled over N. */
-const REGION_RTTS = [1, 1, 20, 60, 120];
+/**
+ * The multi-region variants: added round trips per node (ms, cycled over N)
+ * and the lock ttl. quorumlock runs with its default options: no nodeTimeout,
+ * so it learns each node's deadline from the round trips it measures.
+ */
+const REGION_VARIANTS = [
+  // The first is the scenario of earlier runs; every contender runs it.
+  { id: 'mixed-10s', label: 'mixed, ttl 10 s', rtts: [1, 1, 20, 60, 120], ttl: 10_000 },
+  { id: 'mixed-2s', label: 'mixed, ttl 2 s', rtts: [1, 1, 20, 60, 120], ttl: 2000 },
+  { id: 'far-2s', label: 'far, ttl 2 s', rtts: [70, 100, 130, 160, 200], ttl: 2000 },
+  { id: 'far-10s', label: 'far, ttl 10 s', rtts: [70, 100, 130, 160, 200], ttl: 10_000 },
+];
+/**
+ * Contenders of the other multi-region variants: without the 1-node reference
+ * (it shows one node's round trip, not a quorum's); --quick keeps quorumlock
+ * and the majority floor only, to stay within about a minute.
+ */
+const regionContenders = (v, list) =>
+  v === REGION_VARIANTS[0]
+    ? list
+    : list.filter((c) =>
+        quick
+          ? ['quorumlock', 'quorumlock-nofence', 'floor-majority'].includes(c.id)
+          : c.kind !== 'reference',
+      );
 /** Added round trip of the slow node in the degraded scenario (ms). */
 const SLOW_RTT = 50;
 
+const ALL_SCENARIOS = ['1', '2', '3', '4', '5', '6', '7'];
+const ALIASES = { memory: '6', mem: '6', order: '7', fifo: '7' };
 const scenarioIds = new Set(
-  (args.scenarios ?? '1,2,3,4,5,6')
+  (args.scenarios ?? ALL_SCENARIOS.join(','))
     .split(',')
     .map((s) => s.trim().toLowerCase())
-    .map((s) => (s === 'memory' || s === 'mem' ? '6' : s)),
+    .map((s) => ALIASES[s] ?? s),
 );
 for (const s of scenarioIds) {
-  if (!['1', '2', '3', '4', '5', '6'].includes(s)) {
-    usageError(`unknown scenario '${s}'; known: 1,2,3,4,5,6`);
+  if (!ALL_SCENARIOS.includes(s)) {
+    usageError(`unknown scenario '${s}'; known: ${ALL_SCENARIOS.join(',')}`);
   }
 }
 
@@ -237,8 +268,12 @@ const stepCount =
       (scenarioIds.has('2') ? contenders.length : 0) +
       (scenarioIds.has('3') ? contending.length : 0) +
       (scenarioIds.has('4') ? contenders.length * 3 : 0) +
-      (scenarioIds.has('5') ? contenders.length : 0)) +
-  (scenarioIds.has('6') ? 1 : 0);
+      (scenarioIds.has('5')
+        ? REGION_VARIANTS.reduce((sum, v) => sum + regionContenders(v, contenders).length, 0)
+        : 0)) +
+  (scenarioIds.has('6') ? 1 : 0) +
+  (scenarioIds.has('7') ? contending.length : 0) +
+  1;
 const progress = new Progress(stepCount);
 
 // ---- nodes -------------------------------------------------------------------
@@ -254,6 +289,11 @@ if (givenNodes) {
 }
 const N = nodes.length;
 const majority = Math.floor(N / 2) + 1;
+const cycled = (list) => Array.from({ length: N }, (_, i) => list[i % list.length]);
+
+// Admin connections: command counts (scenarios 1 and 3) and the final key scan.
+const admins = nodes.map((n) => new Redis({ host: n.host, port: n.port, ...auth(n) }));
+for (const a of admins) a.on('error', () => {});
 
 let proxies = null;
 let proxied = null;
@@ -279,18 +319,16 @@ const results = {
     nodesGiven: givenNodes !== null,
     ttlMs: TTL,
     plan,
-    regionRttsMs: REGION_RTTS.slice(0, N).concat(
-      Array(Math.max(0, N - REGION_RTTS.length)).fill(120),
-    ),
     slowRttMs: SLOW_RTT,
   },
-  contenders: contenders.map(({ id, label, kind, version, settings, contends }) => ({
+  contenders: contenders.map(({ id, label, kind, version, settings, contends, lockCommands }) => ({
     id,
     label,
     kind,
     version,
     settings,
     contends,
+    lockCommands: lockCommands ?? ['evalsha', 'eval'],
   })),
   scenarios: {},
 };
@@ -302,7 +340,8 @@ const scenarioEnd = (name, t0) => {
   timings[name] = Math.round((performance.now() - t0) / 100) / 10;
 };
 
-async function interleaved(name, list, label, fn) {
+/** Runs `fn` for every repetition and contender; returns { contenderId: [result per repetition] }. */
+async function interleaved(list, label, fn) {
   const runs = Object.fromEntries(list.map((c) => [c.id, []]));
   for (let rep = 0; rep < plan.reps; rep++) {
     for (const c of rotate(list, rep % list.length)) {
@@ -316,7 +355,6 @@ async function interleaved(name, list, label, fn) {
       progress.finish();
     }
   }
-  results.scenarios[name] = { runs };
   return runs;
 }
 
@@ -331,9 +369,6 @@ async function withInstance(c, nodesFor, fn, opts = {}) {
 
 if (scenarioIds.has('1')) {
   const t0 = scenarioStart();
-  // Admin connections count the Redis commands each contender sends per pair.
-  const admins = nodes.map((n) => new Redis({ host: n.host, port: n.port, ...auth(n) }));
-  for (const a of admins) a.on('error', () => {});
   // Bounded: a node that dies mid-run must cost a missing count, not a hung run.
   const probe = () => {
     let timer;
@@ -346,30 +381,61 @@ if (scenarioIds.has('1')) {
       .catch(() => null)
       .finally(() => clearTimeout(timer));
   };
-  await interleaved('sequential', contenders, '1 sequential', (c, rep) =>
-    withInstance(c, nodes, (inst) =>
-      sequential(inst, { key: `${prefix}s1:${c.id}:${rep}`, ...plan.seq, progress, probe }),
-    ),
+  const runs = await interleaved(contenders, '1 sequential', (c, rep) =>
+    withInstance(c, nodes, async (inst) => {
+      // A fresh resource per pair (per-entity locks), then a short window on one key.
+      const r = await sequential(inst, {
+        key: `${prefix}s1:${c.id}:${rep}`,
+        fresh: true,
+        ...plan.seq,
+        progress,
+        probe,
+      });
+      const same = await sequential(inst, {
+        key: `${prefix}s1:${c.id}:${rep}:same`,
+        durationMs: plan.seq.sameKeyMs,
+        warmupMs: 0,
+        progress,
+      });
+      r.sameKey = {
+        pairs: same.pairs,
+        acquire: same.acquire,
+        pair: same.pair,
+        stalled: same.stalled,
+      };
+      return r;
+    }),
   );
-  for (const a of admins) a.disconnect();
+  results.scenarios.sequential = { runs };
   scenarioEnd('sequential', t0);
 }
 
 if (scenarioIds.has('2')) {
   const t0 = scenarioStart();
-  await interleaved('concurrent', contenders, '2 concurrent ×64', (c, rep) =>
+  const runs = await interleaved(contenders, '2 concurrent ×64', (c, rep) =>
     withInstance(c, nodes, (inst) =>
       concurrent(inst, { keyBase: `${prefix}s2:${c.id}:${rep}`, ...plan.conc, progress }),
     ),
   );
+  results.scenarios.concurrent = { runs };
   scenarioEnd('concurrent', t0);
 }
 
 if (scenarioIds.has('3')) {
   const t0 = scenarioStart();
-  await interleaved('contended', contending, '3 contended ×16', (c, rep) =>
-    contended(c, { nodes, ttl: TTL, key: `${prefix}s3:${c.id}:${rep}`, ...plan.cont, progress }),
+  const runs = await interleaved(contending, '3 contended ×16', (c, rep) =>
+    contended(c, {
+      nodes,
+      ttl: TTL,
+      key: `${prefix}s3:${c.id}:${rep}`,
+      ...plan.cont,
+      progress,
+      admins,
+      // Only on nodes the bench started: a user's own nodes keep their statistics.
+      resetStats: !givenNodes,
+    }),
   );
+  results.scenarios.contended = { runs };
   scenarioEnd('contended', t0);
 }
 
@@ -398,12 +464,12 @@ if (scenarioIds.has('4')) {
         try {
           const r = await withInstance(c, proxied, async (inst) => {
             // Connect and warm up healthy, then break the node: the usual way a node fails.
-            await warmPair(inst, `${prefix}s4:warm:${c.id}`, plan.degr.capMs);
+            await warmPair(inst, `${prefix}s4:${c.id}:warm`, plan.degr.capMs);
             await k.apply();
             try {
               await new Promise((res) => setTimeout(res, plan.degr.settleMs));
               return await sequential(inst, {
-                key: `${prefix}s4:${k.name}:${c.id}:${rep}`,
+                key: `${prefix}s4:${c.id}:${k.name}:${rep}`,
                 durationMs: plan.degr.durationMs,
                 warmupMs: plan.degr.warmupMs,
                 capMs: plan.degr.capMs,
@@ -428,32 +494,53 @@ if (scenarioIds.has('4')) {
 
 if (scenarioIds.has('5')) {
   const t0 = scenarioStart();
-  const rtts = results.meta.regionRttsMs;
-  for (let i = 0; i < N; i++) await proxies.setDelay(proxied[i].proxyId, rtts[i] / 2);
-  // The physical limit: a quorum needs the majority-th fastest node to answer.
-  const measured = [];
-  for (const p of proxied) measured.push(await pingRtt(p, quick ? 11 : 31));
-  const sorted = [...measured].sort((a, b) => a - b);
-  const limitMs = sorted[majority - 1];
-  progress.note(
-    `multi-region: PING round trips ${measured.map((m) => m.toFixed(1)).join(', ')} ms; majority-th fastest ${limitMs.toFixed(2)} ms`,
-  );
-  await interleaved('multiRegion', contenders, '5 multi-region', (c, rep) =>
-    withInstance(c, proxied, async (inst) => {
-      const key = `${prefix}s5:${c.id}:${rep}`;
-      for (let i = 0; i < plan.multi.warmupPairs; i++) await warmPair(inst, key, 5000);
-      return sequential(inst, {
-        key,
-        durationMs: plan.multi.durationMs,
-        warmupMs: 0,
-        capMs: 5000,
-        progress,
-      });
-    }),
-  );
+  const variants = [];
+  for (const v of REGION_VARIANTS) {
+    const rtts = cycled(v.rtts);
+    for (let i = 0; i < N; i++) await proxies.setDelay(proxied[i].proxyId, rtts[i] / 2);
+    // The physical limit: a quorum needs the majority-th fastest node to answer.
+    const measured = await Promise.all(proxied.map((p) => pingRtt(p, quick ? 7 : 15)));
+    const limitMs = [...measured].sort((a, b) => a - b)[majority - 1];
+    progress.note(
+      `multi-region ${v.label}: PING round trips ${measured.map((m) => m.toFixed(1)).join(', ')} ms; majority-th fastest ${limitMs.toFixed(2)} ms`,
+    );
+    const runs = await interleaved(
+      regionContenders(v, contenders),
+      `5 multi-region ${v.label}`,
+      (c, rep) =>
+        withInstance(
+          c,
+          proxied,
+          async (inst) => {
+            // Per-entity locks, as in scenario 1; warm-up connects and teaches round trips.
+            const key = `${prefix}s5:${c.id}:${v.id}:${rep}`;
+            for (let i = 0; i < plan.multi.warmupPairs; i++) {
+              await warmPair(inst, `${key}:w${i}`, 5000);
+            }
+            return sequential(inst, {
+              key,
+              fresh: true,
+              durationMs: plan.multi.durationMs,
+              warmupMs: 0,
+              capMs: 5000,
+              progress,
+            });
+          },
+          { ttl: v.ttl },
+        ),
+    );
+    variants.push({
+      id: v.id,
+      label: v.label,
+      ttlMs: v.ttl,
+      addedRttsMs: rtts,
+      pingRttsMs: measured,
+      limitMs,
+      runs,
+    });
+  }
   for (const p of proxied) await proxies.setDelay(p.proxyId, 0);
-  results.scenarios.multiRegion.pingRttsMs = measured;
-  results.scenarios.multiRegion.limitMs = limitMs;
+  results.scenarios.multiRegion = { variants };
   scenarioEnd('multiRegion', t0);
 }
 
@@ -463,6 +550,47 @@ if (scenarioIds.has('6')) {
   results.scenarios.memory = await memoryCheck();
   progress.finish();
   scenarioEnd('memory', t0);
+}
+
+if (scenarioIds.has('7')) {
+  const t0 = scenarioStart();
+  const o = plan.order;
+  const runs = {};
+  for (const c of contending) {
+    progress.step(`7 arrival order · ${o.trials} trials × ${o.waiters} waiters · ${c.label}`);
+    try {
+      runs[c.id] = await fairOrder(c, {
+        nodes,
+        ttl: TTL,
+        key: `${prefix}s7:${c.id}`,
+        ...o,
+        progress,
+      });
+    } catch (err) {
+      progress.note(`arrival order · ${c.label}: ${err?.message ?? err}`);
+      runs[c.id] = { failed: String(err?.message ?? err) };
+    }
+    progress.finish();
+  }
+  results.scenarios.order = { runs };
+  scenarioEnd('order', t0);
+}
+
+// Every key this run left on every node, by contender (the id after `bench:<run>:<scenario>:`).
+{
+  const t0 = scenarioStart();
+  progress.step('keys left on the nodes');
+  // The prefix is `bench:<hex>:`: nothing in it needs escaping.
+  const pattern = new RegExp(`${prefix}[^:]+:([^:{}]+)`);
+  try {
+    results.leftover = {
+      groups: await leftoverKeys(admins, prefix, (k) => k.match(pattern)?.[1] ?? 'other'),
+    };
+  } catch (err) {
+    results.leftover = { failed: String(err?.message ?? err) };
+  }
+  progress.finish();
+  scenarioEnd('leftover', t0);
 }
 
 async function memoryCheck() {
@@ -480,7 +608,7 @@ async function memoryCheck() {
       '--ttl',
       String(TTL),
       '--prefix',
-      `${prefix}mem:`,
+      `${prefix}mem:quorumlock:`,
     ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
@@ -493,7 +621,7 @@ async function memoryCheck() {
   return JSON.parse(out);
 }
 
-/** On given nodes, deletes what this run left behind (fence counters have no ttl). */
+/** On given nodes, deletes every key this run left behind, expiring or not. */
 async function sweep() {
   let removed = 0;
   for (const n of nodes) {
@@ -516,6 +644,7 @@ async function sweep() {
 }
 
 progress.end();
+for (const a of admins) a.disconnect();
 proxies?.stop();
 if (givenNodes) progress.note(`removed ${await sweep()} keys this run left on the given nodes`);
 else killAll();
@@ -557,13 +686,16 @@ function detachHistograms() {
       charts[`degraded_${k}_acquire`] = mergeRuns(s.degraded.runs[k], 'acquire');
     }
   }
-  if (s.multiRegion) charts.multiRegionAcquire = mergeRuns(s.multiRegion.runs, 'acquire');
+  for (const v of s.multiRegion?.variants ?? []) {
+    charts[`multiRegion_${v.id}_acquire`] = mergeRuns(v.runs, 'acquire');
+  }
   const strip = (runs) => {
     for (const list of Object.values(runs)) for (const r of list) delete r.hist;
   };
   for (const [name, sc] of Object.entries(s)) {
-    if (name === 'memory') continue;
+    if (name === 'memory' || name === 'order') continue;
     if (name === 'degraded') for (const k of Object.values(sc.runs)) strip(k);
+    else if (name === 'multiRegion') for (const v of sc.variants) strip(v.runs);
     else strip(sc.runs);
   }
   results.charts = charts;

@@ -70,19 +70,55 @@ export async function commandCalls(admins) {
   return { calls, nodes: admins.length };
 }
 
+/** `INFO commandstats` of each node: [{ command: calls }], one entry per admin client. */
+export async function commandCallsPerNode(admins) {
+  return Promise.all(
+    admins.map(async (admin) => {
+      const calls = {};
+      const text = await admin.info('commandstats');
+      for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) calls[m[1]] = Number(m[2]);
+      return calls;
+    }),
+  );
+}
+
+/** Commands a lock client sends itself, per contender: its script calls, plus a plain SET where it uses one. */
+const SCRIPT_COMMANDS = ['evalsha', 'eval'];
+
+/**
+ * Per node, the script calls (EVALSHA + EVAL) and lock commands (scripts plus
+ * `lockCommands`' plain commands) between two commandCallsPerNode() snapshots.
+ */
+function callsPerNode(before, after, lockCommands) {
+  const delta = (i, cmd) => (after[i]?.[cmd] ?? 0) - (before[i]?.[cmd] ?? 0);
+  return after.map((_, i) => {
+    const scripts = SCRIPT_COMMANDS.reduce((sum, cmd) => sum + delta(i, cmd), 0);
+    const plain = lockCommands
+      .filter((cmd) => !SCRIPT_COMMANDS.includes(cmd))
+      .reduce((sum, cmd) => sum + delta(i, cmd), 0);
+    return { scripts, lock: scripts + plain };
+  });
+}
+
 function cpuMicros(start) {
   const d = process.cpuUsage(start);
   return d.user + d.system;
 }
 
-/** Sequential acquire + release on one key for `durationMs` (after `warmupMs`). */
+/**
+ * Sequential acquire + release for `durationMs` (after `warmupMs`). With
+ * `fresh`, every pair locks a resource of its own (`key:0`, `key:1`, ...: per
+ * entity locks such as invoice:42); otherwise every pair locks `key`.
+ */
 export async function sequential(
   inst,
-  { key, durationMs, warmupMs, capMs = 10_000, progress, probe },
+  { key, fresh = false, durationMs, warmupMs, capMs = 10_000, progress, probe },
 ) {
+  let serial = 0;
+  const keyOf = fresh ? () => `${key}:${serial++}` : () => key;
   const warmEnd = now() + warmupMs;
   while (now() < warmEnd) {
-    if (!(await warmPair(inst, key, capMs))) break;
+    if (!(await warmPair(inst, keyOf(), capMs))) break;
   }
   const before = await probe?.();
   const acquire = newHistogram();
@@ -100,10 +136,11 @@ export async function sequential(
   const t0 = now();
   const end = t0 + durationMs;
   while (now() < end) {
+    const k = keyOf();
     const a0 = now();
     let h;
     try {
-      h = await bounded(inst.acquire(key), capMs);
+      h = await bounded(inst.acquire(k), capMs);
     } catch (err) {
       noteError(err);
       continue;
@@ -231,7 +268,7 @@ export async function concurrent(
  */
 export async function contended(
   contender,
-  { nodes, ttl, key, clients, holdMs, durationMs, progress },
+  { nodes, ttl, key, clients, holdMs, durationMs, progress, admins, resetStats = false },
 ) {
   const insts = await Promise.all(
     Array.from({ length: clients }, () => contender.create({ nodes, ttl, contended: true })),
@@ -266,13 +303,27 @@ export async function contended(
     const controller = new AbortController();
     // Every waiter of every client listens on this one signal.
     setMaxListeners(clients * 8, controller.signal);
+    // Commands per node over the window: CONFIG RESETSTAT (on nodes the bench
+    // started) then INFO commandstats before and after; the difference counts.
+    if (admins && resetStats) await Promise.all(admins.map((a) => a.config('RESETSTAT')));
+    const statsBefore = admins ? await commandCallsPerNode(admins) : null;
+    let statsAfter = null;
     const cpu0 = process.cpuUsage();
     const t0 = now();
     const end = t0 + durationMs;
     let cpu = 0;
+    let sectionsAtEnd = 0;
     const endTimer = setTimeout(() => {
       failedAtEnd = readFailed();
       cpu = cpuMicros(cpu0);
+      sectionsAtEnd = sections;
+      // A gap still open at the end counts too: waiters and nobody served since.
+      if (holders === 0 && waiting > 0) {
+        const open = now() - (lastExit ?? t0);
+        if (open > maxGap) maxGap = open;
+      }
+      // INFO is written to every node before the abort makes waiters leave their queues.
+      statsAfter = admins ? commandCallsPerNode(admins).catch(() => null) : null;
       controller.abort(new Error('benchmark over'));
     }, durationMs);
     const ticker = setInterval(() => progress?.detail(`${sections} critical sections`), 250);
@@ -298,6 +349,8 @@ export async function contended(
         }
         if (holders > 0) overlaps++;
         holders++;
+        // The first section: every client has been waiting since the start.
+        if (lastExit === null && t - t0 > maxGap) maxGap = t - t0;
         if (lastExit !== null) {
           const gap = t - lastExit;
           recordMs(handoff, gap);
@@ -331,7 +384,18 @@ export async function contended(
       : null;
     const minShare = Math.min(...perClient);
     const maxShare = Math.max(...perClient);
+    const after = await statsAfter;
+    const perNode =
+      statsBefore && after
+        ? callsPerNode(statsBefore, after, contender.lockCommands ?? SCRIPT_COMMANDS)
+        : null;
+    const perSection = (pick) =>
+      perNode && sectionsAtEnd ? Math.max(...perNode.map(pick)) / sectionsAtEnd : Number.NaN;
     return {
+      nodeCalls: perNode,
+      // The busiest node's calls per critical section.
+      scriptCallsPerSection: perSection((n) => n.scripts),
+      lockCommandsPerSection: perSection((n) => n.lock),
       sections,
       sectionsPerSec: (sections / durationMs) * 1000,
       handoff: summarize(handoff),
@@ -384,4 +448,132 @@ export async function pingRtt(node, samples = 15) {
   sock.destroy();
   times.sort((a, b) => a - b);
   return times[times.length >> 1];
+}
+
+/**
+ * Arrival order: in each of `trials` trials, one client instance holds a
+ * fresh key while `waiters` other instances (each with its own connections)
+ * start acquiring it `spacingMs` apart; `spacingMs` after the last one
+ * started, the holder releases. Each waiter holds the lock `holdMs`, then
+ * releases. A trial is in order when the waiters were served in the order
+ * they began waiting.
+ */
+export async function fairOrder(
+  contender,
+  { nodes, ttl, key, waiters, trials, spacingMs, holdMs, capMs = 10_000, progress },
+) {
+  const insts = await Promise.all(
+    Array.from({ length: waiters + 1 }, () => contender.create({ nodes, ttl, contended: true })),
+  );
+  try {
+    await Promise.all(
+      insts.map(async (inst, i) => {
+        for (let k = 0; k < 5; k++) await warmPair(inst, `${key}:warm:${i}`);
+      }),
+    );
+    const orders = [];
+    const lastServedMs = [];
+    let stalled = 0;
+    let overlaps = 0;
+    for (let t = 0; t < trials; t++) {
+      progress?.detail(`trial ${t + 1}/${trials}`);
+      const k = `${key}:${t}`;
+      const holder = await bounded(insts[0].acquire(k), capMs);
+      if (holder === STALLED) {
+        stalled++;
+        continue;
+      }
+      const controller = new AbortController();
+      const order = [];
+      let holders = 1;
+      const tasks = [];
+      for (let i = 0; i < waiters; i++) {
+        if (i > 0) await sleep(spacingMs);
+        const inst = insts[i + 1];
+        tasks.push(
+          (async () => {
+            const h = await inst.acquire(k, controller.signal);
+            if (holders > 0) overlaps++;
+            holders++;
+            order.push(i);
+            await sleep(holdMs);
+            holders--;
+            await inst.release(h).catch(() => {});
+          })().catch(() => {}),
+        );
+      }
+      await sleep(spacingMs);
+      const released = now();
+      holders--;
+      await insts[0].release(holder).catch(() => {});
+      const done = await bounded(Promise.all(tasks), capMs);
+      if (done === STALLED) {
+        stalled++;
+        controller.abort(new Error('trial over'));
+        // Clients without cancellation finish on their own; give them a moment.
+        await bounded(Promise.all(tasks), 2000);
+      }
+      lastServedMs.push(now() - released);
+      orders.push(order);
+    }
+    const inOrder = orders.filter((o) => o.length === waiters && o.every((w, i) => w === i)).length;
+    // Pairs of waiters served in the opposite order of their arrival, summed over the trials.
+    let inversions = 0;
+    for (const o of orders) {
+      for (let a = 0; a < o.length; a++) {
+        for (let b = a + 1; b < o.length; b++) if (o[a] > o[b]) inversions++;
+      }
+    }
+    return {
+      trials,
+      waiters,
+      inOrder,
+      inversions,
+      orders: orders.map((o) => o.join('')),
+      stalled,
+      overlaps,
+      lastServedMs: summarizeList(lastServedMs),
+    };
+  } finally {
+    await Promise.all(insts.map((i) => i.close().catch(() => {})));
+  }
+}
+
+/** Median and max of plain numbers. */
+function summarizeList(xs) {
+  const v = [...xs].sort((a, b) => a - b);
+  return {
+    median: v.length ? v[v.length >> 1] : Number.NaN,
+    max: v.length ? v.at(-1) : Number.NaN,
+  };
+}
+
+/**
+ * Keys of this run still on the nodes: SCAN for `*runPrefix*` on every node and
+ * PTTL of each. Grouped by `groupOf(key)`: { group: { keys, noExpiry, sample } }.
+ */
+export async function leftoverKeys(admins, runPrefix, groupOf) {
+  const groups = {};
+  for (const admin of admins) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await admin.scan(cursor, 'MATCH', `*${runPrefix}*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const pipe = admin.pipeline();
+      for (const k of keys) pipe.pttl(k);
+      const ttls = await pipe.exec();
+      keys.forEach((k, i) => {
+        const name = groupOf(k);
+        groups[name] ??= { keys: 0, noExpiry: 0, sample: [] };
+        const g = groups[name];
+        g.keys++;
+        if (ttls[i][1] === -1) {
+          g.noExpiry++;
+          if (g.sample.length < 3) g.sample.push(k);
+        }
+      });
+    } while (cursor !== '0');
+  }
+  return groups;
 }
