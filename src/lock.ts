@@ -67,6 +67,8 @@ export class Lock implements AsyncDisposable {
   #cancelExpiry: () => void = () => {};
   #cancelRenewal: (() => void) | undefined;
   #renewing = false;
+  /** True when renewal stops after its first successful extend (pickUp). */
+  #renewOnce = false;
   #extending: Promise<void> | undefined;
   #release: Promise<void> | undefined;
 
@@ -200,8 +202,21 @@ export class Lock implements AsyncDisposable {
    */
   startRenewal(): void {
     if (this.#renewing || !this.held) return;
+    this.#renewOnce = false;
     this.#renewing = true;
     this.#scheduleRenewal(this.#nextRenewal());
+  }
+
+  /**
+   * Extends the lock to its ttl once, soon, retrying while it is still valid:
+   * for a lock that was handed over with a short first validity.
+   * @internal
+   */
+  pickUp(): void {
+    if (this.#renewing || !this.held) return;
+    this.#renewOnce = true;
+    this.#renewing = true;
+    this.#scheduleRenewal(Math.max(0, this.remaining() / 3));
   }
 
   /** About every ttl/3, but never later than halfway through the validity left. */
@@ -229,7 +244,11 @@ export class Lock implements AsyncDisposable {
     if (this.#extending) return;
     this.#extending = this.extend()
       .then(
-        () => this.#nextRenewal(),
+        () => {
+          if (!this.#renewOnce) return this.#nextRenewal();
+          this.#renewing = false;
+          return undefined;
+        },
         (err: unknown) => {
           if (!this.held || !(err instanceof LockError)) return undefined;
           // Not lost yet: try again soon, while the lock is still valid.

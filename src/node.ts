@@ -38,18 +38,22 @@ export interface AcquireRequest {
 
 /** What a release call asks of one node (see scripts/release.lua). */
 export interface ReleaseRequest {
-  /** Lock keys, waiter queue keys and lease keys: 3 per resource, in that order. */
+  /** Lock, fence, queue and lease keys: 4 per resource, in that order (as for acquire). */
   readonly keys: readonly string[];
-  /** The holder's value, or a turn mark (`~turn~<member>`) to give back. */
+  /** The holder's value, or a waiter's turn mark or handed-over value to give back. */
   readonly value: string;
   /** A waiter leaving the queues, or ''. */
   readonly leaving: string;
-  /** How long a turn handed on stays reserved, ms. */
+  /** How long a lock or turn handed on stays reserved, ms. */
   readonly grace: number;
   /** Prefix of the waiters' notice channels. */
   readonly channel: string;
-  /** '' to hand the lock on; or the member whose turn is restored instead. */
-  readonly keep: string;
+  /** '' to hand the lock on; or a value to put back instead (a turn kept). */
+  readonly restore: string;
+  /** Fence seed proposal for a missing counter, µs since the epoch. */
+  readonly seed: number;
+  /** Fence counter retention, ms. */
+  readonly retention: number;
 }
 
 /** A node's answer to an acquire call. */
@@ -57,6 +61,11 @@ export type AcquireReply =
   | { readonly ok: true; readonly fences: readonly number[] }
   | {
       readonly ok: false;
+      /**
+       * Set when the key holds the lock a release handed to this waiter
+       * (`<prefix>.g`): its remaining ms and fence counter.
+       */
+      readonly granted?: { readonly pttl: number; readonly fence: number };
       /** Longest remaining ttl of another holder's key, ms; -1 when none. */
       readonly holderTtl: number;
       /** The waiter's ticket; 0 when not queued. */
@@ -65,6 +74,8 @@ export type AcquireReply =
       readonly rank: number;
       /** Longest remaining ms of another waiter's turn; 0 when none. */
       readonly turnTtl: number;
+      /** The first resource's fence counter, for a waiter that can be handed the lock; else 0. */
+      readonly fence: number;
     };
 
 /** A node's view of one resource. */
@@ -204,12 +215,24 @@ export class RedisNode implements LockNode {
       for (let i = 1; i < reply.length; i++) fences.push(Number(reply[i]));
       return { ok: true, fences };
     }
+    if (reply[0] === 2) {
+      return {
+        ok: false,
+        granted: { pttl: Number(reply[1]), fence: Number(reply[2]) },
+        holderTtl: -1,
+        ticket: 0,
+        rank: -1,
+        turnTtl: 0,
+        fence: Number(reply[2]),
+      };
+    }
     return {
       ok: false,
       holderTtl: Number(reply[1] ?? -1),
       ticket: Number(reply[2] ?? 0),
       rank: Number(reply[3] ?? -1),
       turnTtl: Number(reply[4] ?? 0),
+      fence: Number(reply[5] ?? 0),
     };
   }
 
@@ -218,7 +241,15 @@ export class RedisNode implements LockNode {
   }
 
   async release(req: ReleaseRequest, signal: AbortSignal) {
-    const args = [req.value, req.leaving, String(req.grace), req.channel, req.keep];
+    const args = [
+      req.value,
+      req.leaving,
+      String(req.grace),
+      req.channel,
+      req.restore,
+      String(req.seed),
+      String(req.retention),
+    ];
     return Number(await this.#run(scripts.release, req.keys, args, signal));
   }
 

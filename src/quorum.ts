@@ -69,7 +69,8 @@ export interface FanOutOptions<T> {
   readonly timeout: number;
   readonly clock: Clock;
   readonly call: (node: LockNode, signal: AbortSignal) => Promise<T>;
-  readonly judge: (reply: T) => Verdict;
+  /** How node `index`'s reply counts. */
+  readonly judge: (reply: T, index: number) => Verdict;
 }
 
 /**
@@ -152,7 +153,7 @@ export function fanOut<T>(opts: FanOutOptions<T>): Promise<Round<T>> {
         if (finished[i]) return;
         let verdict: Verdict;
         try {
-          verdict = judge(reply);
+          verdict = judge(reply, i);
         } catch (err) {
           fail(i, 'error', err);
           return;

@@ -20,7 +20,7 @@ import { chooseTokens } from './fencing.js';
 import { fenceKey, leaseKey, lockKey, queueKey, turnChannelPrefix, turnMark } from './keys.js';
 import { Leader, type LeaderOptions, type LeaderRoutine } from './leader.js';
 import { type ExtendResult, Lock, type LockContext } from './lock.js';
-import type { AcquireReply, AcquireRequest, LockNode } from './node.js';
+import type { AcquireReply, AcquireRequest, LockNode, ReleaseRequest } from './node.js';
 import {
   type AcquireOptions,
   type AcquireSettings,
@@ -111,6 +111,9 @@ export const QUEUE_REFRESH_MS = 1000;
 /** Lease of a queue entry, ms: an entry not refreshed for this long is dropped. */
 export const QUEUE_LEASE_MS = 3 * QUEUE_REFRESH_MS;
 
+/** A handed-over lock with less validity left than this is claimed by a round instead, ms. */
+const MIN_HANDOVER_MS = 10;
+
 /** Bounds of the turn grace, ms: twice the node timeout, within these. */
 export const MIN_TURN_GRACE_MS = 50;
 export const MAX_TURN_GRACE_MS = 500;
@@ -124,6 +127,8 @@ const FENCE_SEED_MARGIN_US = 250_000;
 const ACQUIRED = { yes: true, status: 'acquired' } as const;
 const TAKEN = { yes: false, status: 'taken' } as const;
 const RELEASED = { yes: true, status: 'released' } as const;
+/** A node that holds the lock a release handed to this waiter: not a yes for this round's value. */
+const GRANTED = { yes: false, status: 'pending' } as const;
 
 /** What every round of one acquisition shares. */
 interface Plan {
@@ -142,6 +147,30 @@ interface Plan {
   queued: boolean;
   /** True when turns of this instance were already announced to it when the first round went out. */
   heard: boolean;
+  /**
+   * True when a release may hand this waiter the lock itself (one resource,
+   * fencing on): the key is set to `grant` on that node.
+   */
+  readonly handable: boolean;
+  /** The value a node holds when it handed this waiter the lock: `<prefix>.g`. */
+  readonly grant: string;
+  /** Per node: the latest rounds it refused (send time, its fence counter then). */
+  readonly refusals: Array<Array<{ sentAt: number; fence: number }>>;
+  /** Per node: a handed-over lock it holds for us, from a notice or a reply. */
+  readonly grants: Array<Grant | undefined>;
+}
+
+/**
+ * A lock a node handed to a waiter, as the waiter knows it: `expiry` bounds
+ * from below when the node lets the key expire (monotonic ms of this process),
+ * `span` is the ttl that bound rests on, `fence` the counter the node gave.
+ * From a notice, `expiry` is known only once the waiter has the reply of a
+ * round the node refused before handing it over.
+ */
+interface Grant {
+  readonly fence: number;
+  readonly span: number;
+  expiry: number | undefined;
 }
 
 /**
@@ -157,13 +186,12 @@ export class Redlock implements LockProvider {
   readonly #locks = new Set<Lock>();
   /** This instance's id: its waiters' members start with it, and turns are announced on its channel. */
   readonly #id = randomBytes(9).toString('base64url');
-  #seq = 0;
   /** The member id a held lock was queued under, when it was. */
   readonly #members = new WeakMap<Lock, string>();
   /** Waiters queued on the nodes, by member. */
-  readonly #waiters = new Map<string, Wakeup>();
-  /** Turn notices that arrived before their waiter listened (member -> keys). */
-  readonly #early = new Map<string, string[]>();
+  readonly #waiters = new Map<string, { wake: Wakeup; plan: Plan }>();
+  /** Notices that arrived before their waiter listened: member -> [node index, notice]. */
+  readonly #early = new Map<string, Array<[number, string]>>();
   /** The subscription to this instance's turn channel: true once active on a quorum. */
   #turns: Promise<boolean> | undefined;
   /** True while the turn channel is known to be active on a quorum. */
@@ -422,12 +450,20 @@ export class Redlock implements LockProvider {
       const connecting = this.#firstConnection();
       await (a.signal ? raceSignal(connecting, a.signal) : connecting);
     }
+    const prefix = randomBytes(16).toString('base64url');
+    // A release can hand the lock itself only to a waiter for one resource with fencing on.
+    const handable = a.wait > 0 && a.resources.length === 1 && this.settings.fencing;
+    const n = this.#nodes.length;
     const plan: Plan = {
       a,
       keys: acquireKeys(this.settings.keyPrefix, a.resources),
-      prefix: randomBytes(16).toString('base64url'),
+      prefix,
       // A caller that waits queues on the nodes from its first round on.
-      member: a.wait > 0 ? `${this.#id}.${this.#seq++}` : '',
+      member: a.wait > 0 ? `${this.#id}.${prefix}${handable ? '' : '.t'}` : '',
+      handable,
+      grant: `${prefix}.g`,
+      refusals: handable ? Array.from({ length: n }, () => []) : [],
+      grants: handable ? new Array<Grant | undefined>(n) : [],
       ticket: 0,
       turn: false,
       queued: false,
@@ -482,9 +518,10 @@ export class Redlock implements LockProvider {
       Math.min(1, this.#timeout(a.ttl)),
     );
     if (plan.member) {
-      this.#waiters.set(plan.member, wake);
-      for (const key of this.#early.get(plan.member) ?? []) wake.notify(key);
+      this.#waiters.set(plan.member, { wake, plan });
+      const early = this.#early.get(plan.member);
       this.#early.delete(plan.member);
+      for (const [i, notice] of early ?? []) this.#onNotice(i, notice);
     }
     let leave: (() => void) | undefined;
     let listening = plan.heard;
@@ -531,7 +568,11 @@ export class Redlock implements LockProvider {
           // Listen for turns before queueing, so no notice is missed.
           listening = await this.#listenForTurns(signal);
         }
+        // Releases may have handed us the lock itself: take it without a round.
+        if (!result && plan.handable) result = await this.#fromGrants(plan);
         result ??= await this.#attempt(plan, `${plan.prefix}.${round++}`);
+        if (result.kind === 'taken' && plan.handable)
+          result = (await this.#fromGrants(plan)) ?? result;
         if (result.kind === 'acquired') {
           acquired = true;
           if (signal.aborted) {
@@ -623,7 +664,7 @@ export class Redlock implements LockProvider {
       lease: QUEUE_LEASE_MS,
       grace: this.#turnGrace(a.ttl),
       channel: turnChannelPrefix(keyPrefix),
-      seed: Math.floor(this.#clock.wallNow() * 1000) + FENCE_SEED_MARGIN_US,
+      seed: this.#fenceSeed(),
       retention: FENCE_RETENTION_MS,
     };
     let ticketMax = 0;
@@ -631,14 +672,18 @@ export class Redlock implements LockProvider {
     let rank = -1;
     let turnTtl = 0;
     if (plan.member) plan.queued = true;
+    // No later than the requests go out: the lower bound of a handed-over lock's expiry.
+    const sentAt = this.#clock.now();
     const round: Round<AcquireReply> = await fanOut({
       nodes: this.#nodes,
       quorum,
       timeout,
       clock: this.#clock,
       call: (node, signal) => node.acquire(req, signal),
-      judge: (reply) => {
+      judge: (reply, i) => {
         if (reply.ok) return ACQUIRED;
+        if (plan.handable) noteReply(plan, i, reply, sentAt);
+        if (reply.granted) return GRANTED;
         if (reply.ticket > 0) {
           if (reply.ticket > ticketMax) ticketMax = reply.ticket;
           if (reply.ticket < ticketMin) ticketMin = reply.ticket;
@@ -736,7 +781,10 @@ export class Redlock implements LockProvider {
       // the entry would reach the front there and waste a turn.
       this.#track(
         round.settled.then(({ outcomes }) => {
-          const refused = this.#nodes.filter((_, i) => outcomes[i]?.status === 'taken');
+          // So did nodes that hand us the lock itself meanwhile: give that back.
+          const refused = this.#nodes.filter(
+            (_, i) => outcomes[i]?.status === 'taken' || plan.grants[i] !== undefined,
+          );
           if (refused.length > 0) this.#leaveQueue(plan, refused);
         }),
       );
@@ -745,7 +793,112 @@ export class Redlock implements LockProvider {
   }
 
   /**
-   * How long a turn handed to a waiter stays reserved for it, ms: enough for
+   * The lock handed over by releases, once a quorum of nodes holds it for this
+   * waiter: valid until the quorum-th latest of their lower expiry bounds, less
+   * drift, and extended to the ttl soon after (`pickUp`). Undefined while too
+   * few nodes hold it, or it is too close to expiring to hand to the caller.
+   */
+  async #fromGrants(plan: Plan): Promise<Attempt | undefined> {
+    const { quorum, driftFactor, driftMs } = this.settings;
+    const now = this.#clock.now();
+    const held: Array<{ i: number; deadline: number; fence: number }> = [];
+    plan.grants.forEach((g, i) => {
+      if (!g || g.expiry === undefined) return;
+      const deadline = g.expiry - (g.span * driftFactor + driftMs);
+      if (deadline > now) held.push({ i, deadline, fence: g.fence });
+    });
+    if (held.length < quorum) return undefined;
+    held.sort((x, y) => y.deadline - x.deadline);
+    const chosen = held.slice(0, quorum);
+    const deadline = chosen[quorum - 1]!.deadline;
+    // Too little left to be of use: a claim round (the acquire script extends it) does better.
+    if (deadline - now < MIN_HANDOVER_MS) return undefined;
+    const { a } = plan;
+    const value = plan.grant;
+    const startedAt = now;
+    let token = 0;
+    let differ = false;
+    for (const c of chosen) {
+      if (token !== 0 && c.fence !== token) differ = true;
+      if (c.fence > token) token = c.fence;
+    }
+    const outcomes: NodeOutcome[] = this.#nodes.map((node, i) => ({
+      node: node.id,
+      status: plan.grants[i] ? 'acquired' : 'pending',
+    }));
+    if (differ) {
+      // Phase 2, as for any acquisition: a quorum at least at the token, inside validity.
+      const keys = plan.keys.slice(0, 1);
+      const fenceKeys = plan.keys.slice(1, 2);
+      const sync = await fanOut({
+        nodes: chosen.map((c) => this.#nodes[c.i]!),
+        quorum,
+        timeout: Math.min(this.#timeout(a.ttl), deadline - now),
+        clock: this.#clock,
+        call: (node, signal) =>
+          node.fenceSync(keys, fenceKeys, value, [token], FENCE_RETENTION_MS, signal),
+        judge: (ok) => (ok ? ACQUIRED : TAKEN),
+      });
+      if (!sync.ok || deadline - this.#clock.now() <= 0) {
+        for (const c of chosen) plan.grants[c.i] = undefined;
+        return undefined;
+      }
+    }
+    const lock = new Lock(this.#ctx, {
+      resources: a.resources,
+      value,
+      fences: { [a.resources[0]!]: token },
+      ttl: a.ttl,
+      deadline,
+      nodes: outcomes,
+      renew: a.renew,
+      onLost: a.onLost,
+    });
+    // Valid for the grace at first: extend it to its ttl soon, once.
+    if (!a.renew) lock.pickUp();
+    this.#locks.add(lock);
+    this.#members.set(lock, plan.member);
+    // Nodes that did not hand it over may still queue us.
+    const others = this.#nodes.filter((_, i) => !plan.grants[i]);
+    if (others.length > 0) this.#leaveQueue(plan, others, '');
+    publish('acquire', () => ({
+      resources: a.resources,
+      ok: true,
+      handover: true,
+      fences: lock.fences,
+      durationMs: this.#clock.now() - startedAt,
+      nodes: outcomes,
+    }));
+    return { kind: 'acquired', lock };
+  }
+
+  /** A release call: give back `value`, remove `leaving` from the queues, put back `restore` or hand on. */
+  #releaseRequest(
+    keys: readonly string[],
+    value: string,
+    leaving: string,
+    restore: string,
+    ttl: number,
+  ): ReleaseRequest {
+    return {
+      keys,
+      value,
+      leaving,
+      grace: this.#turnGrace(ttl),
+      channel: turnChannelPrefix(this.settings.keyPrefix),
+      restore,
+      seed: this.#fenceSeed(),
+      retention: FENCE_RETENTION_MS,
+    };
+  }
+
+  /** The seed this client proposes for a fence counter that is missing, µs (docs/safety.md §3). */
+  #fenceSeed(): number {
+    return Math.floor(this.#clock.wallNow() * 1000) + FENCE_SEED_MARGIN_US;
+  }
+
+  /**
+   * How long a lock or turn handed to a waiter stays reserved for it, ms: enough for
    * the notice and the claim round, short because a turn handed to a waiter
    * that died is lost time for everyone behind it.
    */
@@ -763,14 +916,9 @@ export class Redlock implements LockProvider {
    * released again. A waiter that was handed a turn keeps it on those nodes.
    */
   #undo(plan: Plan, value: string, round: Round<AcquireReply>): void {
-    const req = {
-      keys: releaseKeys(plan.keys),
-      value,
-      leaving: '',
-      grace: this.#turnGrace(plan.a.ttl),
-      channel: turnChannelPrefix(this.settings.keyPrefix),
-      keep: plan.turn ? plan.member : '',
-    };
+    // A waiter woken by its turn keeps it where the claim is undone.
+    const keep = plan.turn && !plan.handable ? turnMark(plan.member) : '';
+    const req = this.#releaseRequest(plan.keys, value, '', keep, plan.a.ttl);
     const release = (nodes: readonly LockNode[]) =>
       this.#track(
         fanOut({
@@ -800,15 +948,12 @@ export class Redlock implements LockProvider {
    * that gives up, and for one that acquired on other nodes. Best effort:
    * leases cover failures.
    */
-  #leaveQueue(plan: Plan, nodes: readonly LockNode[] = this.#nodes): void {
-    const req = {
-      keys: releaseKeys(plan.keys),
-      value: turnMark(plan.member),
-      leaving: plan.member,
-      grace: this.#turnGrace(plan.a.ttl),
-      channel: turnChannelPrefix(this.settings.keyPrefix),
-      keep: '',
-    };
+  #leaveQueue(
+    plan: Plan,
+    nodes: readonly LockNode[] = this.#nodes,
+    value = plan.handable ? plan.grant : turnMark(plan.member),
+  ): void {
+    const req = this.#releaseRequest(plan.keys, value, plan.member, '', plan.a.ttl);
     this.#track(
       fanOut({
         nodes,
@@ -822,6 +967,42 @@ export class Redlock implements LockProvider {
   }
 
   /**
+   * A notice from node `i` on this instance's channel (see scripts/release.lua):
+   * '<member> <key>' a turn; '<member> <key> g <fence> <grace>' the lock itself,
+   * handed over; '<member> <key> <grace>' the waiter just ahead was handed the
+   * lock or a turn: look again once its grace has passed.
+   */
+  #onNotice(i: number, notice: string): void {
+    const [member = '', key = '', third, fence, span] = notice.split(' ');
+    const waiter = this.#waiters.get(member);
+    if (!waiter) {
+      if (!member.startsWith(`${this.#id}.`) || (third !== undefined && third !== 'g')) return;
+      // Its round is still on the way back: keep the notice for it.
+      const early = this.#early.get(member) ?? [];
+      if (early.length < 16) early.push([i, notice]);
+      this.#early.set(member, early);
+      this.#clock.setTimer(() => this.#early.delete(member), QUEUE_LEASE_MS, {
+        keepAlive: false,
+      });
+      return;
+    }
+    if (third === undefined) {
+      waiter.wake.notify(key);
+    } else if (third === 'g') {
+      const { plan } = waiter;
+      if (!plan.handable) return;
+      const grant: Grant = { fence: Number(fence), span: Number(span), expiry: undefined };
+      const held = plan.grants[i];
+      if (held && held.fence >= grant.fence) return;
+      plan.grants[i] = grant;
+      settleGrant(plan, i);
+      waiter.wake.notify(key);
+    } else {
+      waiter.wake.wakeAfter(Number(third) + 1);
+    }
+  }
+
+  /**
    * Subscribes, once per instance, to this instance's turn channel on every
    * node that supports it; true once active on a quorum (a turn is announced
    * by at least a quorum of nodes). Without a quorum, waiters poll.
@@ -832,26 +1013,6 @@ export class Redlock implements LockProvider {
     const needed = this.settings.quorum;
     if (subscribing.length < needed) return Promise.resolve(false);
     const channel = `${turnChannelPrefix(this.settings.keyPrefix)}${this.#id}`;
-    const onNotice = (payload?: string) => {
-      if (!payload) return;
-      // '<member> <key>': a turn; '<member> <key> <grace>': the turn went to the
-      // waiter just ahead; look again once its grace has passed.
-      const [member = '', key = '', grace] = payload.split(' ');
-      const wake = this.#waiters.get(member);
-      if (grace !== undefined) {
-        wake?.wakeAfter(Number(grace) + 1);
-      } else if (wake) {
-        wake.notify(key);
-      } else if (member.startsWith(`${this.#id}.`)) {
-        // Its round is still on the way back: keep the notice for it.
-        const keys = this.#early.get(member) ?? [];
-        if (keys.length < 16) keys.push(key);
-        this.#early.set(member, keys);
-        this.#clock.setTimer(() => this.#early.delete(member), QUEUE_LEASE_MS, {
-          keepAlive: false,
-        });
-      }
-    };
     const turns = new Promise<boolean>((resolve) => {
       let done = 0;
       let failed = 0;
@@ -872,6 +1033,10 @@ export class Redlock implements LockProvider {
         }
       };
       for (const node of subscribing) {
+        const i = this.#nodes.indexOf(node);
+        const onNotice = (notice?: string) => {
+          if (notice) this.#onNotice(i, notice);
+        };
         node.subscribe!(channel, onNotice, this.#closing.signal).then(
           () => finish(true),
           () => finish(false),
@@ -936,15 +1101,14 @@ export class Redlock implements LockProvider {
 
   async #release(lock: Lock): Promise<readonly NodeOutcome[]> {
     const { keyPrefix, quorum } = this.settings;
-    const req = {
-      keys: releaseKeys(acquireKeys(keyPrefix, lock.resources)),
-      value: lock.value,
-      // Entries of this holder may remain where its claim was refused.
-      leaving: this.#members.get(lock) ?? '',
-      grace: this.#turnGrace(lock.ttlMs),
-      channel: turnChannelPrefix(keyPrefix),
-      keep: '',
-    };
+    // Entries of this holder may remain where its claim was refused.
+    const req = this.#releaseRequest(
+      acquireKeys(keyPrefix, lock.resources),
+      lock.value,
+      this.#members.get(lock) ?? '',
+      '',
+      lock.ttlMs,
+    );
     const round = await this.#track(
       fanOut({
         nodes: this.#nodes,
@@ -987,12 +1151,41 @@ function acquireKeys(prefix: string, resources: readonly string[]): string[] {
   return keys;
 }
 
-function* fencesOf(replies: Iterable<AcquireReply>): Iterable<readonly number[]> {
-  for (const reply of replies) if (reply.ok) yield reply.fences;
+/** Records what node `i` replied to a waiter that can be handed the lock, sent at `sentAt`. */
+function noteReply(plan: Plan, i: number, reply: AcquireReply, sentAt: number): void {
+  if (reply.ok) return;
+  const held = plan.grants[i];
+  if (reply.granted) {
+    const { pttl, fence } = reply.granted;
+    const expiry = sentAt + pttl;
+    if (held && held.fence > fence) return;
+    if (held && held.fence === fence && (held.expiry ?? -Infinity) >= expiry) return;
+    plan.grants[i] = { fence, span: pttl, expiry };
+    return;
+  }
+  // Refused: a lock handed over before this was processed is gone; one handed over after
+  // it (its counter is higher) was set no earlier than `sentAt`.
+  const refusals = plan.refusals[i]!;
+  refusals.push({ sentAt, fence: reply.fence });
+  if (refusals.length > 4) refusals.shift();
+  if (held && held.fence <= reply.fence) plan.grants[i] = undefined;
+  settleGrant(plan, i);
 }
 
-/** Lock, queue and lease keys from acquire keys (see scripts/release.lua). */
-function releaseKeys(keys: readonly string[]): string[] {
-  const n = keys.length / 4;
-  return [...keys.slice(0, n), ...keys.slice(2 * n)];
+/**
+ * Bounds from below when node `i`'s handed-over lock expires, once a round it
+ * refused before handing it over is known: the node set the key with its ttl
+ * after processing that round, so after the round was sent.
+ */
+function settleGrant(plan: Plan, i: number): void {
+  const grant = plan.grants[i];
+  if (!grant || grant.expiry !== undefined) return;
+  let before = -Infinity;
+  for (const r of plan.refusals[i]!)
+    if (r.fence < grant.fence && r.sentAt > before) before = r.sentAt;
+  if (before > -Infinity) grant.expiry = before + grant.span;
+}
+
+function* fencesOf(replies: Iterable<AcquireReply>): Iterable<readonly number[]> {
+  for (const reply of replies) if (reply.ok) yield reply.fences;
 }

@@ -14,8 +14,11 @@
 -- ARGV[3]   ttl in ms
 -- ARGV[4]   n, the number of resources
 -- ARGV[5]   '1' when fencing is on, '0' otherwise
--- ARGV[6]   the waiter's member id; '' for a caller that does not wait: it takes
---           a free lock only when nobody is queued for it
+-- ARGV[6]   the waiter's member id, '<instance>.<prefix>' (a release may hand it
+--           the lock itself: '<prefix>.g') or '<instance>.<prefix>.t' (waits for
+--           several resources or without fencing: a release hands it a turn);
+--           '' for a caller that does not wait: it takes a free lock only when
+--           nobody is queued for it
 -- ARGV[7]   the waiter's ticket proposal (the highest ticket it has seen for itself)
 -- ARGV[8]   lease of a queue entry in ms
 -- ARGV[9]   turn grace in ms (how long a turn handed to a waiter is reserved)
@@ -25,18 +28,25 @@
 -- ARGV[12]  fence counter retention in ms
 --
 -- Returns {1, fence_1, ..., fence_n} on success (fences only with fencing on),
---         {0, pttl, ticket, rank, turn} when refused: pttl the longest remaining
+--         {2, pttl, fence} when the key holds this waiter's handed-over lock
+--         ('<prefix>.g', one resource): pttl its remaining ms, fence its counter,
+--         {0, pttl, ticket, rank, turn, fence} when refused: pttl the longest remaining
 --         ttl in ms of another holder's key (-1 when none; for a caller that does
 --         not wait, turns count as holders), ticket and rank (0 = first) of the
 --         waiter in the queues (0 and -1 when not queued), turn the longest
---         remaining ms of another waiter's turn (0 when none).
+--         remaining ms of another waiter's turn (0 when none), fence the counter
+--         of the first resource (0 unless the waiter can be handed the lock).
 local n = tonumber(ARGV[4])
 local prefix = ARGV[2]
 local member = ARGV[6]
 local mark = false
 if member ~= '' then mark = '~turn~' .. member end
 local grace = tonumber(ARGV[9])
+local channel = ARGV[10]
 local now = false
+-- This waiter can be handed the lock itself (see the header).
+local handable = member ~= '' and n == 1 and string.sub(member, -2) ~= '.t'
+local granted = prefix .. '.g'
 
 local function server_ms()
   if not now then
@@ -56,13 +66,59 @@ local function purge(i)
   end
 end
 
--- Tells `head` its turn has come, and the waiter now first in line when to
--- look again should `head` not claim it (dead or paused waiters cost one grace).
-local function announce(channel, q, head, key, grace_ms)
-  redis.call('PUBLISH', channel .. string.match(head, '^[^.]+'), head .. ' ' .. key)
+-- Advances resource i's fence counter; a missing one is seeded (see below).
+local function bump(i)
+  local f = redis.call('INCR', KEYS[n + i])
+  if f == 1 then
+    -- Missing (never used, expired or lost): seed above every token issued
+    -- before, from server time, and from the client's proposal when it is
+    -- close, so that healthy nodes seed the same value.
+    local t = redis.call('TIME')
+    local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    local proposal = tonumber(ARGV[11])
+    f = us
+    if proposal > us and proposal <= us + 1000000 then f = proposal end
+    redis.call('SET', KEYS[n + i], string.format('%.0f', f), 'PX', ARGV[12])
+  else
+    redis.call('PEXPIRE', KEYS[n + i], ARGV[12])
+  end
+  return f
+end
+
+-- Hands free key i to `head`, first in its queue: the lock itself for a waiter
+-- that can take it ('<prefix>.g', fence advanced), else a turn; reserved for
+-- the grace either way. Tells `head`, and the waiter now first in line when to
+-- look again should `head` not take it (dead or paused waiters cost one grace).
+-- Returns the fence handed over (0 for a turn).
+local function hand(i, head, tell)
+  local q = KEYS[2 * n + i]
+  redis.call('ZREM', q, head)
+  redis.call('ZREM', KEYS[3 * n + i], head)
+  local to = channel .. string.match(head, '^[^.]+')
+  local f = 0
+  if string.sub(head, -2) == '.t' then
+    redis.call('SET', KEYS[i], '~turn~' .. head, 'PX', grace)
+    if tell then redis.call('PUBLISH', to, head .. ' ' .. KEYS[i]) end
+  else
+    redis.call('SET', KEYS[i], string.match(head, '^[^.]+%.(.+)$') .. '.g', 'PX', grace)
+    f = bump(i)
+    if tell then
+      redis.call('PUBLISH', to, head .. ' ' .. KEYS[i] .. ' g ' .. string.format('%.0f', f) .. ' ' .. grace)
+    end
+  end
   local next = redis.call('ZRANGE', q, 0, 0)[1]
   if next then
-    redis.call('PUBLISH', channel .. string.match(next, '^[^.]+'), next .. ' ' .. key .. ' ' .. grace_ms)
+    redis.call('PUBLISH', channel .. string.match(next, '^[^.]+'), next .. ' ' .. KEYS[i] .. ' ' .. grace)
+  end
+  return f
+end
+
+-- The waiter already holds the lock it was handed: report it, write nothing.
+if handable then
+  local v = redis.call('GET', KEYS[1])
+  if v == granted then
+    local f = redis.call('GET', KEYS[n + 1])
+    return {2, redis.call('PTTL', KEYS[1]), tonumber(f) or 0}
   end
 end
 
@@ -94,13 +150,14 @@ if not taken then
         purge(i)
         local head = redis.call('ZRANGE', q, 0, 0)[1]
         if head and head ~= member then
-          -- A free key with someone queued ahead: it is the head's turn.
-          redis.call('SET', KEYS[i], '~turn~' .. head, 'PX', grace)
-          redis.call('ZREM', q, head)
-          redis.call('ZREM', KEYS[3 * n + i], head)
-          announce(ARGV[10], q, head, KEYS[i], grace)
+          -- A free key with someone queued ahead: it goes to the head.
+          hand(i, head, true)
           taken = true
           if grace > turn_ttl then turn_ttl = grace end
+        elseif head and handable then
+          -- First in line at a free key: take it as handed over, like the others
+          -- the releases hand it on, so every node holds the same value.
+          return {2, grace, hand(i, member, false)}
         end
       end
     end
@@ -136,7 +193,9 @@ if taken then
     local r = redis.call('ZRANK', q, member)
     if r > rank then rank = r end
   end
-  return {0, holder_ttl, ticket, rank, turn_ttl}
+  local fence = 0
+  if handable then fence = tonumber(redis.call('GET', KEYS[n + 1])) or 0 end
+  return {0, holder_ttl, ticket, rank, turn_ttl, fence}
 end
 
 local reply = {1}
@@ -148,27 +207,6 @@ for i = 1, n do
   end
 end
 if ARGV[5] == '1' then
-  local retention = ARGV[12]
-  local seed = false
-  for i = 1, n do
-    local f = redis.call('INCR', KEYS[n + i])
-    if f == 1 then
-      -- Missing (never used, expired or lost): seed above every token issued
-      -- before, from server time, and from the client's proposal when it is
-      -- close, so that healthy nodes seed the same value.
-      if not seed then
-        local t = redis.call('TIME')
-        local us = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        local proposal = tonumber(ARGV[11])
-        seed = us
-        if proposal > us and proposal <= us + 1000000 then seed = proposal end
-      end
-      f = seed
-      redis.call('SET', KEYS[n + i], string.format('%.0f', f), 'PX', retention)
-    else
-      redis.call('PEXPIRE', KEYS[n + i], retention)
-    end
-    reply[#reply + 1] = f
-  end
+  for i = 1, n do reply[#reply + 1] = bump(i) end
 end
 return reply
