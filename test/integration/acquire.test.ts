@@ -4,6 +4,7 @@ import {
   AcquireTimeoutError,
   type Lock,
   LockLostError,
+  QuorumError,
   Redlock,
   type RedlockOptions,
 } from '../../src/index.js';
@@ -170,8 +171,13 @@ describe('acquire and release', () => {
     const err = await redlock.acquire('r', { wait: 300 }).catch((e: unknown) => e);
     const elapsed = performance.now() - started;
     expect(err).toBeInstanceOf(AcquireTimeoutError);
+    // The cause is the wait behind another holder, not the nodes: no quorum talk.
+    expect((err as Error).message).not.toMatch(/quorum/i);
+    expect((err as Error).cause).not.toBeInstanceOf(QuorumError);
     // It must not stay queued behind the first waiter until that one is served.
     expect(elapsed).toBeLessThan(3_000);
+    // tryAcquire with a wait behind the same line resolves null, as for any held lock.
+    expect(await redlock.tryAcquire('r', { wait: 300 })).toBeNull();
     await holder.release();
     const lock = await first;
     expect(lock).toHaveProperty('value');
