@@ -18,6 +18,14 @@
  *     succeeds within its budget.
  * I5  Cleanup: once a failed round has settled, no key of it is left on a node
  *     that stayed reachable from its client.
+ * I6  Queue: a live waiter (its process keeps running, so it keeps refreshing
+ *     its place) is not starved. Once it is queued (`after` ms after its call
+ *     began) no acquisition that began later gets the resource before it
+ *     (first come, first served), and the resource never stays free longer
+ *     than `gap` ms while it waits (a hand-over: the release reaching the
+ *     nodes, the turn notice, the claim round; or a holder's key running out
+ *     and the waiter's timer). Together: a waiter is served within the holds
+ *     of those queued ahead of it plus one `gap` per hand-over.
  */
 
 /** One acquisition attempt (an `acquire`/`tryAcquire`/`using` call), in true ms. */
@@ -71,16 +79,26 @@ export interface LivenessBudget {
   readonly budget: number;
 }
 
+/** An I6 obligation: this acquisition waits in the nodes' queue and its process stays live. */
+export interface FairnessBound {
+  readonly acquisition: string;
+  /** By this many ms after its call began, the waiter is queued on a quorum. */
+  readonly after: number;
+  /** Longest the resource may stay free while the waiter waits, ms. */
+  readonly gap: number;
+}
+
 /** Everything a run recorded. */
 export interface History {
   readonly acquisitions: Acquisition[];
   readonly writes: StoreWrite[];
   readonly probes: CleanupProbe[];
   readonly liveness: LivenessBudget[];
+  readonly fairness: FairnessBound[];
 }
 
 /** The invariants, as named in the issue. */
-export type Invariant = 'I1' | 'I2' | 'I3' | 'I4' | 'I5';
+export type Invariant = 'I1' | 'I2' | 'I3' | 'I4' | 'I5' | 'I6';
 
 /** One violated invariant, with enough detail to understand it. */
 export interface Violation {
@@ -90,7 +108,7 @@ export interface Violation {
 
 /** An empty history to record into. */
 export function emptyHistory(): History {
-  return { acquisitions: [], writes: [], probes: [], liveness: [] };
+  return { acquisitions: [], writes: [], probes: [], liveness: [], fairness: [] };
 }
 
 /** A half-open true-time interval [from, to); `from === to` is a single instant. */
@@ -246,7 +264,71 @@ export function checkCleanup(h: History): Violation[] {
     }));
 }
 
-/** Every violation of I1–I5 in `h`. */
+/**
+ * I6: a live queued waiter is overtaken by nobody who came later, and the
+ * resource never stays free longer than the bound while it waits.
+ */
+export function checkQueue(h: History): Violation[] {
+  const out: Violation[] = [];
+  const byId = new Map(h.acquisitions.map((a) => [a.id, a]));
+  for (const f of h.fairness) {
+    const w = byId.get(f.acquisition);
+    if (!w) {
+      out.push({ invariant: 'I6', message: `${f.acquisition} has a bound but was never recorded` });
+      continue;
+    }
+    const queuedAt = w.startedAt + f.after;
+    const until = w.okAt ?? w.endedAt;
+    if (until === null) {
+      out.push({
+        invariant: 'I6',
+        message: `${w.id} began waiting at ${fmt(w.startedAt)} and never returned`,
+      });
+      continue;
+    }
+    if (until <= queuedAt) continue;
+    for (const r of w.resources) {
+      const others = h.acquisitions.filter(
+        (x) => x.id !== w.id && x.okAt !== null && x.resources.includes(r),
+      );
+      // First come, first served: nobody who began after W was queued gets in before W.
+      for (const x of others) {
+        if (x.startedAt > queuedAt && x.okAt! < until) {
+          out.push({
+            invariant: 'I6',
+            message:
+              `"${r}": ${x.id} began at ${fmt(x.startedAt)}, after ${w.id} was queued (by ` +
+              `${fmt(queuedAt)}), and got it at ${fmt(x.okAt!)} before ${w.id} (${w.okAt === null ? `gave up at ${fmt(until)}` : `served at ${fmt(until)}`})`,
+          });
+        }
+      }
+      // No gap: the union of the others' holds covers [queuedAt, until] but for gaps ≤ f.gap.
+      const holds = others
+        .flatMap((x) => holdsOf(x, r))
+        .filter((hd) => !hd.instant && hd.to > queuedAt && hd.from < until)
+        .sort((a, b) => a.from - b.from);
+      let free = queuedAt;
+      const gapAt = (from: number, to: number) => {
+        if (to - from > f.gap) {
+          out.push({
+            invariant: 'I6',
+            message:
+              `"${r}" stayed free from ${fmt(from)} to ${fmt(to)} (${fmt(to - from)} ms, bound ` +
+              `${f.gap} ms) while ${w.id} waited (queued by ${fmt(queuedAt)})`,
+          });
+        }
+      };
+      for (const hd of holds) {
+        if (hd.from > free) gapAt(free, hd.from);
+        free = Math.max(free, hd.to);
+      }
+      if (until > free) gapAt(free, until);
+    }
+  }
+  return out;
+}
+
+/** Every violation of I1–I6 in `h`. */
 export function check(h: History): Violation[] {
   return [
     ...checkMutualExclusion(h),
@@ -254,12 +336,13 @@ export function check(h: History): Violation[] {
     ...checkFencedStore(h),
     ...checkLiveness(h),
     ...checkCleanup(h),
+    ...checkQueue(h),
   ];
 }
 
 /** Violations counted by invariant. */
 export function countByInvariant(vs: readonly Violation[]): Record<Invariant, number> {
-  const c: Record<Invariant, number> = { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0 };
+  const c: Record<Invariant, number> = { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0, I6: 0 };
   for (const v of vs) c[v.invariant]++;
   return c;
 }

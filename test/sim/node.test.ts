@@ -18,12 +18,6 @@ const keysOf = (rs: readonly string[]) => [
   ...rs.map((r) => `quorumlock:{${r}}:queue`),
   ...rs.map((r) => `quorumlock:{${r}}:lease`),
 ];
-/** Release keys of resources named in `rs`: lock, queue and lease keys. */
-const releaseKeysOf = (rs: readonly string[]) => {
-  const k = keysOf(rs);
-  return [...k.slice(0, rs.length), ...k.slice(2 * rs.length)];
-};
-
 /** An acquire request with the library's usual settings; `more` overrides. */
 function request(value: string, prefix: string, ttl: number, more: Partial<AcquireRequest> = {}) {
   return {
@@ -46,12 +40,14 @@ function request(value: string, prefix: string, ttl: number, more: Partial<Acqui
 /** A release request with the library's usual settings; `more` overrides. */
 function release(value: string, more: Partial<ReleaseRequest> = {}): ReleaseRequest {
   return {
-    keys: releaseKeysOf(['a']),
+    keys: keysOf(['a']),
     value,
     leaving: '',
     grace: 50,
     channel: CHANNEL,
-    keep: '',
+    restore: '',
+    seed: 0,
+    retention: 3_600_000,
     ...more,
   };
 }
@@ -96,7 +92,14 @@ describe('SimServer scripts (the decisions of src/scripts/*.lua)', () => {
     w.at(0, () => w.acquire('p.0', 'p', 100));
     const other = w.at(10, () => w.acquire('q.0', 'q', 100));
     await w.sched.run();
-    expect(other.value).toEqual({ ok: false, holderTtl: 90, ticket: 0, rank: -1, turnTtl: 0 });
+    expect(other.value).toEqual({
+      ok: false,
+      holderTtl: 90,
+      ticket: 0,
+      rank: -1,
+      turnTtl: 0,
+      fence: 0,
+    });
   });
 
   it('treats leftovers of the same acquisition (same prefix) as free', async () => {
@@ -189,16 +192,22 @@ describe('SimServer scripts (the decisions of src/scripts/*.lua)', () => {
   });
 });
 
-describe('SimServer waiter queues and turns (acquire.lua, release.lua)', () => {
-  /** A world where p.0 holds "a" from true time 0 and waiters A.1 then B.1 queue behind it. */
+describe('SimServer waiter queues, turns and hand-overs (acquire.lua, release.lua)', () => {
+  // Members: '<instance>.<prefix>' can be handed the lock itself ('<prefix>.g');
+  // '<instance>.<prefix>.t' is handed a turn ('~turn~<member>').
+  const A = 'A.a';
+  const B = 'B.b.t';
+  const C = 'C.c';
+  /** A world where p.0 holds "a" from true time 0 and waiters A then B queue behind it. */
   function queued(clock: { rate?: number; wallOffset?: number } = {}, lease = 3000) {
     const w = world(clock);
     const notices: string[] = [];
-    w.at(0, () => w.node.subscribe(`${CHANNEL}A`, (v) => notices.push(`A ${v}`), never));
-    w.at(0, () => w.node.subscribe(`${CHANNEL}B`, (v) => notices.push(`B ${v}`), never));
+    for (const i of ['A', 'B', 'C']) {
+      w.at(0, () => w.node.subscribe(`${CHANNEL}${i}`, (v) => notices.push(`${i} ${v}`), never));
+    }
     const holder = w.at(5, () => w.acquire('p.0', 'p', 1000));
-    const a1 = w.at(10, () => w.acquire('a.0', 'a', 1000, { member: 'A.1', lease }));
-    const b1 = w.at(12, () => w.acquire('b.0', 'b', 1000, { member: 'B.1', ticket: 1, lease }));
+    const a1 = w.at(10, () => w.acquire('a.0', 'a', 1000, { member: A, lease }));
+    const b1 = w.at(12, () => w.acquire('b.0', 'b', 1000, { member: B, ticket: 1, lease }));
     return { ...w, notices, holder, a1, b1 };
   }
   const zset = (w: ReturnType<typeof world>, key: string) => {
@@ -208,89 +217,122 @@ describe('SimServer waiter queues and turns (acquire.lua, release.lua)', () => {
 
   it('queues waiters with increasing tickets and a lease on server time; the queue expires with the lease', async () => {
     const w = queued({ wallOffset: 0 });
-    const again = w.at(20, () => w.acquire('a.1', 'a', 1000, { member: 'A.1', ticket: 1 }));
-    const raised = w.at(30, () => w.acquire('b.1', 'b', 1000, { member: 'B.1', ticket: 7 }));
+    const again = w.at(20, () => w.acquire('a.1', 'a', 1000, { member: A, ticket: 1 }));
+    const raised = w.at(30, () => w.acquire('b.1', 'b', 1000, { member: B, ticket: 7 }));
     await w.sched.run();
-    expect(w.a1.value).toEqual({ ok: false, holderTtl: 995, ticket: 1, rank: 0, turnTtl: 0 });
-    // B.1 proposed 1, but A.1 already holds 1 there: it gets the next ticket.
-    expect(w.b1.value).toEqual({ ok: false, holderTtl: 993, ticket: 2, rank: 1, turnTtl: 0 });
-    expect(again.value).toEqual({ ok: false, holderTtl: 985, ticket: 1, rank: 0, turnTtl: 0 });
-    expect(raised.value).toEqual({ ok: false, holderTtl: 975, ticket: 7, rank: 1, turnTtl: 0 });
+    // A can be handed the lock: its refusals carry the fence counter (seeded at true 6 ms).
+    const refused = { ok: false, turnTtl: 0, fence: 0 };
+    expect(w.a1.value).toEqual({ ...refused, holderTtl: 995, ticket: 1, rank: 0, fence: 6000 });
+    // B proposed 1, but A already holds 1 there: it gets the next ticket.
+    expect(w.b1.value).toEqual({ ...refused, holderTtl: 993, ticket: 2, rank: 1 });
+    expect(again.value).toEqual({ ...refused, holderTtl: 985, ticket: 1, rank: 0, fence: 6000 });
+    expect(raised.value).toEqual({ ...refused, holderTtl: 975, ticket: 7, rank: 1 });
     expect(zset(w, Q[0]!)).toEqual([
-      ['A.1', 1],
-      ['B.1', 7],
+      [A, 1],
+      [B, 7],
     ]);
     // Leases end 3000 ms after each waiter's last call reached the server (true 21 and 31).
     expect(zset(w, E[0]!)).toEqual([
-      ['A.1', 3021],
-      ['B.1', 3031],
+      [A, 3021],
+      [B, 3031],
     ]);
-    const ks = w.server.keyspace();
-    expect(ks.every((k) => k.pttl > 0)).toBe(true);
+    expect(w.server.keyspace().every((k) => k.pttl > 0)).toBe(true);
   });
 
   it('refuses a caller that does not wait while anyone is queued, even on a free key, and writes nothing', async () => {
-    const w = queued();
-    w.at(100, () => w.node.release(release('p.0'), never));
-    // A.1 was handed the turn; B.1 is still queued. Let A.1 take and release.
-    w.at(110, () => w.acquire('a.1', 'a', 1000, { member: 'A.1', ticket: 1 }));
-    w.at(120, () => w.node.release(release('a.1'), never));
-    const b1 = w.at(130, () => w.acquire('b.1', 'b', 1000, { member: 'B.1', ticket: 2 }));
-    w.at(140, () => w.node.release(release('b.1'), never));
-    const tryFree = w.at(150, () => w.acquire('t.0', 't', 1000));
-    await w.sched.run();
-    expect(b1.value).toMatchObject({ ok: true });
-    expect(tryFree.value).toMatchObject({ ok: true });
-
     const v = queued();
     v.sched.at(50, 'world', () => v.server.clock.stepWall(2000));
-    // The holder's key expired on its own: the key is free, but A.1 and B.1 are queued.
+    // The holder's key expired on its own: the key is free, but A and B are queued.
     const barge = v.at(60, () => v.acquire('t.0', 't', 1000));
     await v.sched.run();
-    expect(barge.value).toEqual({ ok: false, holderTtl: -1, ticket: 0, rank: -1, turnTtl: 0 });
+    expect(barge.value).toEqual({
+      ok: false,
+      holderTtl: -1,
+      ticket: 0,
+      rank: -1,
+      turnTtl: 0,
+      fence: 0,
+    });
     expect(v.server.liveLockEntries()).toEqual([]);
     expect(v.notices).toEqual([]);
   });
 
-  it('a release hands the key to the first waiter as a turn with grace and tells only its instance', async () => {
-    const w = queued();
+  it('a release hands the lock itself to a first waiter that can take it, advancing the fence, and tells it and the next', async () => {
+    const w = queued({ wallOffset: 0 });
     const rel = w.at(100, () => w.node.release(release('p.0'), never));
-    const other = w.at(110, () => w.acquire('b.1', 'b', 1000, { member: 'B.1', ticket: 2 }));
+    const other = w.at(110, () => w.acquire('b.1', 'b', 1000, { member: B, ticket: 2 }));
     const barge = w.at(115, () => w.acquire('t.0', 't', 1000));
-    const turn = w.at(120, () => w.node.inspect(K[0]!, F[0]!, never));
-    const mine = w.at(130, () => w.acquire('a.1', 'a', 1000, { member: 'A.1', ticket: 1 }));
+    const mine = w.at(120, () => w.acquire('a.1', 'a', 1000, { member: A, ticket: 1 }));
     await w.sched.run();
     expect(rel.value).toBe(1);
-    expect(w.notices).toEqual([`A A.1 ${K[0]}`]);
-    expect(other.value).toEqual({ ok: false, holderTtl: -1, ticket: 2, rank: 0, turnTtl: 40 });
-    // For a caller that does not wait, a turn counts as a holder.
-    expect(barge.value).toEqual({ ok: false, holderTtl: 35, ticket: 0, rank: -1, turnTtl: 0 });
-    expect(turn.value?.value).toBe('~turn~A.1');
-    expect(turn.value?.pttl).toBe(30);
+    expect(w.notices).toEqual([`A ${A} ${K[0]} g 6001 50`, `B ${B} ${K[0]} 50`]);
+    expect(other.value).toMatchObject({ ok: false, holderTtl: 40, ticket: 2, rank: 0 });
+    expect(barge.value).toMatchObject({ ok: false, holderTtl: 35 });
+    // A finds the lock handed to it: its remaining grace and the fence, nothing written.
+    expect(mine.value).toEqual({
+      ok: false,
+      granted: { pttl: 30, fence: 6001 },
+      holderTtl: -1,
+      ticket: 0,
+      rank: -1,
+      turnTtl: 0,
+      fence: 6001,
+    });
+    expect(w.server.liveLockEntries()).toEqual([{ key: K[0], value: 'a.g' }]);
+    expect(zset(w, Q[0]!)).toEqual([[B, 2]]);
+  });
+
+  it('a release hands a turn to a first waiter that cannot be handed the lock; others are refused meanwhile', async () => {
+    const w = world();
+    const notices: string[] = [];
+    w.at(0, () => w.node.subscribe(`${CHANNEL}B`, (v) => notices.push(v ?? ''), never));
+    w.at(5, () => w.acquire('p.0', 'p', 1000));
+    w.at(10, () => w.acquire('b.0', 'b', 1000, { member: B }));
+    w.at(12, () => w.acquire('c.0', 'c', 1000, { member: C }));
+    w.at(100, () => w.node.release(release('p.0'), never));
+    const other = w.at(110, () => w.acquire('c.1', 'c', 1000, { member: C, ticket: 2 }));
+    const mine = w.at(120, () => w.acquire('b.1', 'b', 1000, { member: B, ticket: 1 }));
+    await w.sched.run();
+    expect(notices).toEqual([`${B} ${K[0]}`]);
+    expect(other.value).toMatchObject({ ok: false, holderTtl: -1, turnTtl: 40, rank: 0 });
     expect(mine.value).toMatchObject({ ok: true });
-    expect(w.server.liveLockEntries()).toEqual([{ key: K[0], value: 'a.1' }]);
-    expect(zset(w, Q[0]!)).toEqual([['B.1', 2]]);
+    expect(w.server.liveLockEntries()).toEqual([{ key: K[0], value: 'b.1' }]);
   });
 
   it('a turn nobody claims ends after its grace; then the next waiter gets the key', async () => {
-    const w = queued();
+    const w = world();
+    w.at(5, () => w.acquire('p.0', 'p', 1000));
+    w.at(10, () => w.acquire('b.0', 'b', 1000, { member: B }));
+    w.at(12, () => w.acquire('c.0', 'c', 1000, { member: 'C.c.t' }));
     w.at(100, () => w.node.release(release('p.0'), never));
-    const during = w.at(140, () => w.acquire('b.1', 'b', 1000, { member: 'B.1', ticket: 2 }));
-    // At 160 the turn (PX 50 from 101) is gone: B.1 is the head of the queue now.
-    const after = w.at(160, () => w.acquire('b.2', 'b', 1000, { member: 'B.1', ticket: 2 }));
+    const during = w.at(140, () => w.acquire('c.1', 'c', 1000, { member: 'C.c.t', ticket: 2 }));
+    // At 160 the turn (PX 50 from 101) is gone: C is first in the queue now.
+    const after = w.at(160, () => w.acquire('c.2', 'c', 1000, { member: 'C.c.t', ticket: 2 }));
     await w.sched.run();
     expect(during.value).toMatchObject({ ok: false });
     expect(after.value).toMatchObject({ ok: true });
   });
 
-  it('a free key with a waiter ahead becomes that waiter’s turn, announced by the refused caller’s acquire', async () => {
-    const w = queued();
+  it('a free key goes to the first waiter: handed to it when another caller finds it, taken as handed over by the first itself', async () => {
+    const w = queued({ wallOffset: 0 });
     w.sched.at(50, 'world', () => w.server.clock.stepWall(2000));
-    const b = w.at(60, () => w.acquire('b.1', 'b', 1000, { member: 'B.1', ticket: 2 }));
+    // B finds the key free (the holder's ran out) with A ahead: A is handed the lock.
+    const b = w.at(60, () => w.acquire('b.1', 'b', 1000, { member: B, ticket: 2 }));
+    const a = w.at(70, () => w.acquire('a.1', 'a', 1000, { member: A, ticket: 1 }));
     await w.sched.run();
-    expect(b.value).toEqual({ ok: false, holderTtl: -1, ticket: 2, rank: 0, turnTtl: 50 });
-    expect(w.server.liveLockEntries()).toEqual([{ key: K[0], value: '~turn~A.1' }]);
-    expect(w.notices).toEqual([`A A.1 ${K[0]}`]);
+    expect(b.value).toMatchObject({ ok: false, holderTtl: -1, ticket: 2, rank: 0, turnTtl: 50 });
+    expect(a.value).toMatchObject({ ok: false, granted: { pttl: 40, fence: 6001 } });
+    expect(w.notices).toEqual([`A ${A} ${K[0]} g 6001 50`, `B ${B} ${K[0]} 50`]);
+
+    const v = queued({ wallOffset: 0 });
+    v.sched.at(50, 'world', () => v.server.clock.stepWall(2000));
+    // A itself finds the key free and is first: it takes the lock as handed over.
+    const first = v.at(60, () => v.acquire('a.1', 'a', 1000, { member: A, ticket: 1 }));
+    await v.sched.run();
+    expect(first.value).toMatchObject({ ok: false, granted: { pttl: 50, fence: 6001 } });
+    expect(v.server.liveLockEntries()).toEqual([{ key: K[0], value: 'a.g' }]);
+    // Only B, now first in line, is told when to look again.
+    expect(v.notices).toEqual([`B ${B} ${K[0]} 50`]);
   });
 
   it('drops waiters whose lease ran out on the server clock before handing on', async () => {
@@ -303,19 +345,20 @@ describe('SimServer waiter queues and turns (acquire.lua, release.lua)', () => {
     expect(w.server.keyspace().map((k) => k.key)).toEqual([F[0]]);
   });
 
-  it('undoing a claim made from a turn keeps the turn; a leaving waiter hands its turn on', async () => {
-    const w = queued();
+  it('undoing a claim puts back the value it is told to; a leaving waiter hands on what it was handed', async () => {
+    const w = queued({ wallOffset: 0 });
     w.at(100, () => w.node.release(release('p.0'), never));
-    w.at(110, () => w.acquire('a.1', 'a', 1000, { member: 'A.1', ticket: 1 }));
-    const undo = w.at(120, () => w.node.release(release('a.1', { keep: 'A.1' }), never));
+    // A gives back the lock it was handed (its claim failed elsewhere), keeping it reserved.
+    const undo = w.at(120, () => w.node.release(release('a.g', { restore: 'a.g' }), never));
     const kept = w.at(125, () => w.node.inspect(K[0]!, F[0]!, never));
-    const leave = w.at(130, () => w.node.release(release('~turn~A.1', { leaving: 'A.1' }), never));
+    // A leaves: its handed-over lock goes to B (a turn).
+    const leave = w.at(130, () => w.node.release(release('a.g', { leaving: A }), never));
     await w.sched.run();
     expect(undo.value).toBe(1);
-    expect(kept.value).toMatchObject({ value: '~turn~A.1', pttl: 45 });
+    expect(kept.value).toMatchObject({ value: 'a.g', pttl: 45 });
     expect(leave.value).toBe(1);
-    expect(w.notices).toEqual([`A A.1 ${K[0]}`, `B B.1 ${K[0]}`]);
-    expect(w.server.liveLockEntries()).toEqual([{ key: K[0], value: '~turn~B.1' }]);
+    expect(w.notices).toEqual([`A ${A} ${K[0]} g 6001 50`, `B ${B} ${K[0]} 50`, `B ${B} ${K[0]}`]);
+    expect(w.server.liveLockEntries()).toEqual([{ key: K[0], value: `~turn~${B}` }]);
     expect(zset(w, Q[0]!)).toBeUndefined();
   });
 
@@ -324,7 +367,7 @@ describe('SimServer waiter queues and turns (acquire.lua, release.lua)', () => {
     // Server TIME at true 1 ms is 1000 µs.
     const close = w.at(0, () => w.acquire('p.0', 'p', 10, { seed: 900_000, retention: 100 }));
     const counted = w.at(20, () => w.acquire('q.0', 'q', 10, { seed: 9e9, retention: 100 }));
-    // Expired 100 ms after its last use (true 21): reseeded from TIME, as the proposal is too far ahead.
+    // Expired 100 ms after its last use (true 21): seeded again from TIME, the proposal being too far ahead.
     const far = w.at(200, () => w.acquire('r.0', 'r', 10, { seed: 1_300_000, retention: 100 }));
     const behind = w.at(400, () => w.acquire('s.0', 's', 10, { seed: 5, retention: 100 }));
     const read = w.at(410, () => w.node.inspect(K[0]!, F[0]!, never));

@@ -434,11 +434,72 @@ export class SimServer {
     }
   }
 
-  /** PUBLISH ARGV-prefix .. string.match(head, '^[^.]+'), head .. ' ' .. key. */
-  #publishTurn(channelPrefix: string, head: string, key: string): void {
-    const m = /^[^.]+/.exec(head);
-    if (!m) throw new SimReplyError('ERR attempt to concatenate');
-    this.#publish(channelPrefix + m[0], `${head} ${key}`);
+  /** `string.match(member, '^[^.]+')`: a waiter's instance id, whose channel gets its notices. */
+  #instanceOf(member: string): string {
+    const m = /^[^.]+/.exec(member);
+    if (!m) throw new SimReplyError('ERR attempt to concatenate a nil value');
+    return m[0];
+  }
+
+  /**
+   * INCR a fence counter; a missing one (INCR gave 1) is seeded from TIME in
+   * µs, or from the proposal when it is above TIME by at most the window, and
+   * kept for `retention`; an existing one is kept for `retention` again.
+   */
+  #bump(fkey: string, proposalArg: string | undefined, retention: string | undefined): number {
+    let f = this.#incr(fkey);
+    if (f === 1) {
+      const us = this.#nowUs;
+      const proposal = luaToNumber(proposalArg);
+      if (proposal === null) throw new SimReplyError('ERR attempt to compare nil with number');
+      f = us;
+      if (proposal > us && proposal <= us + SEED_WINDOW_US) f = proposal;
+      if (retention === undefined) throw new SimReplyError(luaArgError);
+      this.#setPx(fkey, f.toFixed(0), retention);
+    } else {
+      if (retention === undefined) throw new SimReplyError(luaArgError);
+      this.#pexpire(fkey, retention);
+    }
+    return f;
+  }
+
+  /**
+   * Hands free lock key `k` to `head`, first in queue `q`: the lock itself
+   * ('<prefix>.g', fence advanced) to a waiter that can take it, else a turn
+   * ('~turn~<head>' for a member ending in '.t'); reserved for `grace` (as
+   * the script passes it: a Lua number in acquire.lua, a string in
+   * release.lua). Tells `head` when `tell`, and always the waiter now first.
+   * Returns the fence handed over (0 for a turn). acquire.lua's and
+   * release.lua's `hand`.
+   */
+  #hand(
+    keys: { k: string; f: string; q: string; e: string },
+    head: string,
+    tell: boolean,
+    grace: string,
+    channel: string,
+    proposal: string | undefined,
+    retention: string | undefined,
+  ): number {
+    this.#zrem(keys.q, [head]);
+    this.#zrem(keys.e, [head]);
+    const to = channel + this.#instanceOf(head);
+    let f = 0;
+    if (head.endsWith('.t')) {
+      this.#setPx(keys.k, `~turn~${head}`, grace);
+      if (tell) this.#publish(to, `${head} ${keys.k}`);
+    } else {
+      const own = /^[^.]+\.(.+)$/.exec(head);
+      if (!own) throw new SimReplyError('ERR attempt to concatenate a nil value');
+      this.#setPx(keys.k, `${own[1]}.g`, grace);
+      f = this.#bump(keys.f, proposal, retention);
+      if (tell) this.#publish(to, `${head} ${keys.k} g ${f.toFixed(0)} ${grace}`);
+    }
+    const next = this.#zrange(keys.q, 0, 0)[0];
+    if (next !== undefined) {
+      this.#publish(channel + this.#instanceOf(next), `${next} ${keys.k} ${grace}`);
+    }
+    return f;
   }
 
   // acquire.lua
@@ -447,19 +508,35 @@ export class SimServer {
     const prefix = argv[1]!;
     const member = argv[5] ?? '';
     const mark = member !== '' ? `~turn~${member}` : null;
-    const grace = luaToNumber(argv[8]);
-    const K = (i: number) => keys[i]!;
-    const Q = (i: number) => keys[2 * n + i]!;
-    const E = (i: number) => keys[3 * n + i]!;
+    const graceNum = luaToNumber(argv[8]);
+    const channel = argv[9] ?? '';
+    const handable = member !== '' && n === 1 && !member.endsWith('.t');
+    const granted = `${prefix}.g`;
+    const at = (i: number) => ({
+      k: keys[i]!,
+      f: keys[n + i]!,
+      q: keys[2 * n + i]!,
+      e: keys[3 * n + i]!,
+    });
+    const hand = (i: number, head: string, tell: boolean) => {
+      if (graceNum === null) throw new SimReplyError(luaArgError);
+      return this.#hand(at(i), head, tell, luaNumberArg(graceNum), channel, argv[10], argv[11]);
+    };
+
+    // The waiter already holds the lock it was handed: report it, write nothing.
+    if (handable && this.#get(keys[0]!) === granted) {
+      const f = this.#get(keys[n]!);
+      return [2, this.#pttl(keys[0]!), luaInteger(luaToNumber(f ?? '') ?? 0)];
+    }
 
     let taken = false;
     let holderTtl = -1;
     let turnTtl = 0;
     for (let i = 0; i < n; i++) {
-      const v = this.#get(K(i));
+      const v = this.#get(at(i).k);
       if (v !== null && v !== mark && !v.startsWith(prefix)) {
         taken = true;
-        const pttl = this.#pttl(K(i));
+        const pttl = this.#pttl(at(i).k);
         // For a caller that does not wait, turns count as holders.
         if (member !== '' && v.startsWith('~turn~')) {
           if (pttl > turnTtl) turnTtl = pttl;
@@ -470,22 +547,24 @@ export class SimServer {
     const queued = new Set<number>();
     if (!taken) {
       for (let i = 0; i < n; i++) {
-        if (!this.#exists(Q(i))) continue;
+        const { k, q, e } = at(i);
+        if (!this.#exists(q)) continue;
         queued.add(i);
         if (member === '') {
           taken = true;
-        } else if (this.#get(K(i)) === null) {
-          this.#purge(Q(i), E(i));
-          const head = this.#zrange(Q(i), 0, 0)[0];
+        } else if (this.#get(k) === null) {
+          this.#purge(q, e);
+          const head = this.#zrange(q, 0, 0)[0];
           if (head !== undefined && head !== member) {
-            // A free key with someone queued ahead: it is the head's turn.
-            if (grace === null) throw new SimReplyError(luaArgError);
-            this.#setPx(K(i), `~turn~${head}`, luaNumberArg(grace));
-            this.#zrem(Q(i), [head]);
-            this.#zrem(E(i), [head]);
-            this.#publishTurn(argv[9] ?? '', head, K(i));
+            // A free key with someone queued ahead: it goes to the head.
+            hand(i, head, true);
             taken = true;
-            if (grace > turnTtl) turnTtl = grace;
+            if (graceNum! > turnTtl) turnTtl = graceNum!;
+          } else if (head !== undefined && handable) {
+            // First in line at a free key: taken as handed over.
+            const f = hand(i, member, false);
+            if (graceNum === null) throw new SimReplyError(luaArgError);
+            return [2, luaInteger(graceNum), luaInteger(f)];
           }
         }
       }
@@ -497,16 +576,17 @@ export class SimServer {
       let ticket = luaToNumber(argv[6]);
       const nilCompare = 'ERR attempt to compare nil with number';
       for (let i = 0; i < n; i++) {
-        this.#purge(Q(i), E(i));
-        const mine = this.#zscore(Q(i), member);
+        const { q, e } = at(i);
+        this.#purge(q, e);
+        const mine = this.#zscore(q, member);
         if (mine !== null) {
           if (ticket === null) throw new SimReplyError(nilCompare);
           if (mine > ticket) ticket = mine;
         } else {
-          const last = this.#zrange(Q(i), -1, -1)[0];
+          const last = this.#zrange(q, -1, -1)[0];
           if (last !== undefined) {
             if (ticket === null) throw new SimReplyError(nilCompare);
-            const score = this.#zscore(Q(i), last)!;
+            const score = this.#zscore(q, last)!;
             if (score + 1 > ticket) ticket = score + 1;
           }
         }
@@ -519,51 +599,32 @@ export class SimServer {
       const until = this.#nowMs() + lease;
       let rank = 0;
       for (let i = 0; i < n; i++) {
-        this.#zadd(Q(i), ticket, member);
-        this.#zadd(E(i), until, member);
-        this.#pexpire(Q(i), luaNumberArg(lease));
-        this.#pexpire(E(i), luaNumberArg(lease));
-        // ZRANK of a member just added; nil (an error on compare) if the PEXPIRE deleted the queue.
-        const r = this.#zrank(Q(i), member);
+        const { q, e } = at(i);
+        this.#zadd(q, ticket, member);
+        this.#zadd(e, until, member);
+        this.#pexpire(q, luaNumberArg(lease));
+        this.#pexpire(e, luaNumberArg(lease));
+        // ZRANK of a member just added; false (an error on compare) if the PEXPIRE deleted the queue.
+        const r = this.#zrank(q, member);
         if (r === null) throw new SimReplyError('ERR attempt to compare number with boolean');
         if (r > rank) rank = r;
       }
-      return [0, holderTtl, luaInteger(ticket), rank, turnTtl];
+      let fence = 0;
+      if (handable) fence = luaToNumber(this.#get(keys[n]!) ?? '') ?? 0;
+      return [0, holderTtl, luaInteger(ticket), rank, turnTtl, luaInteger(fence)];
     }
 
     const reply: RawReply[] = [1];
     for (let i = 0; i < n; i++) {
-      this.#setPx(K(i), argv[0]!, argv[2]!);
+      const { k, q, e } = at(i);
+      this.#setPx(k, argv[0]!, argv[2]!);
       if (queued.has(i)) {
-        this.#zrem(Q(i), [member]);
-        this.#zrem(E(i), [member]);
+        this.#zrem(q, [member]);
+        this.#zrem(e, [member]);
       }
     }
     if (argv[4] === '1') {
-      const retention = argv[11];
-      let seed: number | null = null;
-      for (let i = 0; i < n; i++) {
-        const fkey = keys[n + i]!;
-        let f = this.#incr(fkey);
-        if (f === 1) {
-          // Missing (never used, expired or lost): seed from TIME, or the proposal when just above it.
-          if (seed === null) {
-            const us = this.#nowUs;
-            const proposal = luaToNumber(argv[10]);
-            if (proposal === null)
-              throw new SimReplyError('ERR attempt to compare nil with number');
-            seed = us;
-            if (proposal > us && proposal <= us + SEED_WINDOW_US) seed = proposal;
-          }
-          f = seed;
-          if (retention === undefined) throw new SimReplyError(luaArgError);
-          this.#setPx(fkey, f.toFixed(0), retention);
-        } else {
-          if (retention === undefined) throw new SimReplyError(luaArgError);
-          this.#pexpire(fkey, retention);
-        }
-        reply.push(luaInteger(f));
-      }
+      for (let i = 0; i < n; i++) reply.push(luaInteger(this.#bump(at(i).f, argv[10], argv[11])));
     }
     return reply;
   }
@@ -579,45 +640,35 @@ export class SimServer {
 
   // release.lua
   #release(keys: readonly string[], argv: readonly string[]): RawReply {
-    const third = keys.length / 3;
+    const quarter = keys.length / 4;
     // `for i = 1, n` with a fractional n runs floor(n) times, but KEYS[n + i] is then nil.
-    const n = Math.floor(third);
+    const n = Math.floor(quarter);
     const leaving = argv[1] ?? '';
     const grace = argv[2];
-    const keep = argv[4];
+    const channel = argv[3] ?? '';
+    const restore = argv[4];
     let released = 0;
     for (let i = 0; i < n; i++) {
-      if (!Number.isInteger(third))
-        throw new SimReplyError('ERR Lua redis lib command arguments must be strings or integers');
-      const k = keys[i]!;
-      const q = keys[n + i]!;
-      const e = keys[2 * n + i]!;
-      const queued = this.#exists(q);
+      if (!Number.isInteger(quarter)) throw new SimReplyError(luaArgError);
+      const at = { k: keys[i]!, f: keys[n + i]!, q: keys[2 * n + i]!, e: keys[3 * n + i]! };
+      const queued = this.#exists(at.q);
       if (queued && leaving !== '') {
-        this.#zrem(q, [leaving]);
-        this.#zrem(e, [leaving]);
+        this.#zrem(at.q, [leaving]);
+        this.#zrem(at.e, [leaving]);
       }
-      if (this.#get(k) === argv[0]) {
+      if (this.#get(at.k) === argv[0]) {
         released++;
-        let head: string | undefined;
-        if (keep === undefined) throw new SimReplyError('ERR attempt to concatenate');
-        if (keep !== '') {
-          if (grace === undefined) throw new SimReplyError(luaArgError);
-          this.#setPx(k, `~turn~${keep}`, grace);
+        if (restore === undefined || grace === undefined) throw new SimReplyError(luaArgError);
+        if (restore !== '') {
+          this.#setPx(at.k, restore, grace);
         } else {
+          let head: string | undefined;
           if (queued) {
-            this.#purge(q, e);
-            head = this.#zrange(q, 0, 0)[0];
+            this.#purge(at.q, at.e);
+            head = this.#zrange(at.q, 0, 0)[0];
           }
-          if (head !== undefined) {
-            if (grace === undefined) throw new SimReplyError(luaArgError);
-            this.#setPx(k, `~turn~${head}`, grace);
-            this.#zrem(q, [head]);
-            this.#zrem(e, [head]);
-            this.#publishTurn(argv[3] ?? '', head, k);
-          } else {
-            this.#data.delete(k);
-          }
+          if (head !== undefined) this.#hand(at, head, true, grace, channel, argv[5], argv[6]);
+          else this.#data.delete(at.k);
         }
       }
     }
@@ -827,12 +878,24 @@ export class SimNode implements LockNode {
       for (let i = 1; i < reply.length; i++) fences.push(Number(reply[i]));
       return { ok: true, fences };
     }
+    if (reply[0] === 2) {
+      return {
+        ok: false,
+        granted: { pttl: Number(reply[1]), fence: Number(reply[2]) },
+        holderTtl: -1,
+        ticket: 0,
+        rank: -1,
+        turnTtl: 0,
+        fence: Number(reply[2]),
+      };
+    }
     return {
       ok: false,
       holderTtl: Number(reply[1] ?? -1),
       ticket: Number(reply[2] ?? 0),
       rank: Number(reply[3] ?? -1),
       turnTtl: Number(reply[4] ?? 0),
+      fence: Number(reply[5] ?? 0),
     };
   }
 
@@ -841,7 +904,15 @@ export class SimNode implements LockNode {
   }
 
   async release(req: ReleaseRequest, _signal: AbortSignal) {
-    const args = [req.value, req.leaving, String(req.grace), req.channel, req.keep];
+    const args = [
+      req.value,
+      req.leaving,
+      String(req.grace),
+      req.channel,
+      req.restore,
+      String(req.seed),
+      String(req.retention),
+    ];
     return Number(await this.#run('release', req.keys, args));
   }
 

@@ -5,6 +5,7 @@
  * assumption on purpose, timed so that the overlap is certain to happen.
  */
 import fc from 'fast-check';
+import { QUEUE_REFRESH_MS } from '../../src/redlock.js';
 import type { LinkSpec } from './node.js';
 import {
   type ClientSetup,
@@ -598,4 +599,154 @@ export function canaryScenario(kind: CanaryKind): fc.Arbitrary<Scenario> {
     }
     return { seed, options, nodes, clients: [c0, c1], faults };
   });
+}
+
+/**
+ * Fair waiting (I6): 2–6 clients queue for "a" on healthy nodes and links
+ * (clock rates within the assumptions, no faults), hold it briefly, release
+ * it or walk away. Every waiter is live, so each must be served in arrival
+ * order with no idle gap longer than one hand-over.
+ */
+export function queueScenario(): fc.Arbitrary<Scenario> {
+  const queueOp: fc.Arbitrary<Op> = fc
+    .record({
+      kind: fc.constantFrom('acquire' as const, 'acquire' as const, 'using' as const),
+      hold: fc.integer({ min: 0, max: 150 }),
+      writes: fc.integer({ min: 0, max: 2 }),
+      abandon: fc.constantFrom(false, false, true),
+      think: fc.integer({ min: 0, max: 100 }),
+    })
+    .map(
+      (o): Op => ({
+        kind: o.kind,
+        resources: ['a'],
+        wait: 30_000,
+        hold: o.hold,
+        writes: o.writes,
+        think: o.think,
+        ...(o.abandon && o.kind !== 'using' ? { abandon: true } : {}),
+      }),
+    );
+  return fc
+    .record({ n: fc.constantFrom(3, 5), k: fc.integer({ min: 2, max: 6 }) })
+    .chain(({ n, k }) =>
+      fc.record({
+        seed: fc.integer({ min: 0, max: 0x7fffffff }),
+        options: options(),
+        nodes: fc.array(nodeSetup(MAX_RATE_ERROR), { minLength: n, maxLength: n }),
+        clients: fc.array(
+          fc.record({
+            clock: fc.record({
+              offset: fc.integer({ min: 0, max: 1_000_000 }),
+              rate: rate(MAX_RATE_ERROR),
+            }),
+            link: link(3),
+            startAt: fc.integer({ min: 0, max: 300 }),
+            program: fc.array(queueOp, { minLength: 1, maxLength: 4 }),
+          }),
+          { minLength: k, maxLength: k },
+        ),
+        faults: fc.constant([] as Fault[]),
+        probes: fc.constant(true),
+      }),
+    )
+    .map((s) => ({ ...s, fairness: fairnessOf(s) }));
+}
+
+/**
+ * I6's bounds. A waiter is queued on every node once its first request and
+ * the round that agrees on its ticket have landed. The resource stays free
+ * at most one hand-over: a holder that walks away keeps its keys past its
+ * believed validity by the drift allowance, the round's own time and the
+ * clocks' rate error; the waiter's timer fires when the key runs out where
+ * it read it, at its next refresh, or when a turn notice arrives (a quorum of
+ * them, or the first and a short wait); then one claim round with its fence
+ * phase 2.
+ */
+export function fairnessOf(s: Pick<Scenario, 'options' | 'clients'>): {
+  after: number;
+  gap: number;
+} {
+  const rtt = Math.max(
+    ...s.clients.flatMap((c) =>
+      [c.link, ...Object.values(c.links ?? {})].map(
+        (l) => l.requestDelay + l.replyDelay + 2 * l.jitter,
+      ),
+    ),
+  );
+  const nt = s.options.nodeTimeout;
+  const ttl = maxTtlOf(s);
+  const driftFactor = s.options.driftFactor ?? DRIFT.driftFactor;
+  const driftMs = s.options.driftMs ?? DRIFT.driftMs;
+  const outlives = ttl * (driftFactor + 4 * MAX_RATE_ERROR) + driftMs + nt + rtt;
+  const handOver = Math.min(25, nt) + 2 * nt + 4 * rtt + 2;
+  // A hold that ends by running out (not by a release) hands no turn and sends
+  // no notice: a waiter that did not see that holder's key last time it looked
+  // learns it at its next refresh.
+  return {
+    after: 2 * nt + 3 * rtt + 1,
+    gap: Math.ceil(outlives + handOver + QUEUE_REFRESH_MS * (1 + MAX_RATE_ERROR)),
+  };
+}
+
+/**
+ * Fence tokens across lost data and expired counters: clients take "a" one
+ * after another on three nodes whose wall clocks agree with the clients' to
+ * within a couple of seconds (so fresh counters are seeded sometimes from a
+ * client's proposal, sometimes from TIME); nodes crash and come back empty
+ * (after the assumptions' floor), and a pause longer than the counters'
+ * retention lets every counter expire before it is seeded again. I2 and I3:
+ * each holder's token exceeds every token issued before.
+ */
+export function fenceScenario(): fc.Arbitrary<Scenario> {
+  const fenceOp: fc.Arbitrary<Op> = fc
+    .record({
+      hold: fc.integer({ min: 0, max: 100 }),
+      think: fc.oneof(
+        { weight: 4, arbitrary: fc.integer({ min: 0, max: 400 }) },
+        // Longer than the fence retention (1 h): every counter expires meanwhile.
+        { weight: 1, arbitrary: fc.integer({ min: 3_600_001, max: 3_700_000 }) },
+      ),
+    })
+    .map(
+      (o): Op => ({
+        kind: 'acquire',
+        resources: ['a'],
+        wait: 5_000,
+        hold: o.hold,
+        writes: 1,
+        think: o.think,
+      }),
+    );
+  return fc
+    .record({
+      seed: fc.integer({ min: 0, max: 0x7fffffff }),
+      options: options(),
+      nodes: fc.array(nodeSetup(MAX_RATE_ERROR), { minLength: 3, maxLength: 3 }),
+      clients: fc.array(
+        fc.record({
+          // Wall clocks from 2 s behind to 1 s ahead of the nodes: proposals taken and refused.
+          clock: fc.record({
+            wallOffset: fc.integer({ min: -2000, max: 1000 }).map((o) => 1.7e12 + o),
+            rate: rate(MAX_RATE_ERROR),
+          }),
+          link: link(3),
+          startAt: fc.integer({ min: 0, max: 100 }),
+          program: fc.array(fenceOp, { minLength: 1, maxLength: 5 }),
+        }),
+        { minLength: 1, maxLength: 3 },
+      ),
+      faults: fc.array(
+        fc.record({
+          at: fc.integer({ min: 0, max: 2000 }),
+          kind: fc.constant('crash' as const),
+          node: fc.integer({ min: 0, max: 2 }),
+          keepData: fc.constant(false),
+          restartAfter: fc.integer({ min: 1, max: 1500 }),
+        }),
+        { minLength: 1, maxLength: 4 },
+      ),
+      probes: fc.constant(true),
+    })
+    .map(constrain);
 }

@@ -67,7 +67,7 @@ for (const r of reports) {
   for (const [name, f] of Object.entries(r.families)) {
     families[name] ??= {
       runs: 0,
-      violations: { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0 },
+      violations: { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0, I6: 0 },
       problems: 0,
       detected: f.detected === undefined ? undefined : 0,
     };
@@ -82,7 +82,7 @@ for (const r of reports) {
 const pad = (s, n) => String(s).padEnd(n);
 const num = (s, n) => String(s).padStart(n);
 const line = (cells) => cells.join('  ');
-const inv = ['I1', 'I2', 'I3', 'I4', 'I5'];
+const inv = ['I1', 'I2', 'I3', 'I4', 'I5', 'I6'];
 console.log('');
 console.log(
   `quorumlock simulation soak: ${(elapsed / 60_000).toFixed(1)} min, ${workers} worker(s), ${events.toLocaleString('en')} simulated events`,

@@ -113,7 +113,7 @@ it('soaks the simulation', async () => {
     chunk++;
     report.families[family.name] ??= {
       runs: 0,
-      violations: { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0 },
+      violations: { I1: 0, I2: 0, I3: 0, I4: 0, I5: 0, I6: 0 },
       problems: 0,
       ...('canary' in family ? { detected: 0 } : {}),
     };

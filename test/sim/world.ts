@@ -148,6 +148,12 @@ export interface Scenario {
   readonly livenessBudget?: number;
   /** I5: look for leftovers of failed rounds once they have settled. */
   readonly probes?: boolean;
+  /**
+   * I6: every waiting acquisition (`acquire` or `using` with a wait) of a
+   * client that is never paused is queued within `after` ms and never sees
+   * the resource free for longer than `gap` ms.
+   */
+  readonly fairness?: { readonly after: number; readonly gap: number };
 }
 
 /** What a run produced. */
@@ -378,6 +384,10 @@ async function run(s: Scenario): Promise<RunResult> {
     if (s.livenessBudget !== undefined) {
       history.liveness.push({ acquisition: acq.id, budget: s.livenessBudget });
     }
+    const live = !s.faults.some((f) => f.kind === 'clientPause' && f.client === c.index);
+    if (s.fairness && live && op.kind !== 'try' && op.wait > 0) {
+      history.fairness.push({ acquisition: acq.id, ...s.fairness });
+    }
     c.prefixes = new Set();
     return acq;
   };
@@ -550,6 +560,12 @@ async function run(s: Scenario): Promise<RunResult> {
     await sched.run({ until: sched.now + 10 * s.options.ttl + 10_000, maxEvents: 200_000 });
   } finally {
     process.off('unhandledRejection', onUnhandled);
+  }
+  // Footprint: nothing the library leaves on a node lives forever.
+  for (const srv of servers) {
+    for (const k of srv.keyspace()) {
+      if (k.pttl < 0) problems.push(`${srv.id} keeps ${k.key} without an expiry`);
+    }
   }
 
   for (const t of finalized) {
