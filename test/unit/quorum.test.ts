@@ -429,7 +429,7 @@ class MemoryNode implements LockNode {
         holderTtl = Math.max(holderTtl, this.keys.get(k)!.until - this.clock.now());
       }
     }
-    if (holderTtl > 0) return { ok: false, holderTtl, ticket: 0, rank: -1, turnTtl: 0 };
+    if (holderTtl > 0) return { ok: false, holderTtl, ticket: 0, rank: -1, turnTtl: 0, fence: 0 };
     for (const k of lockKeys)
       this.keys.set(k, { value: req.value, until: this.clock.now() + req.ttl });
     const fences = (req.fencing ? req.keys.slice(n, 2 * n) : []).map((f) => {
