@@ -1,10 +1,11 @@
 // The backends side by side: sequential acquire/release latency of one
 // client, and contention of independent clients on one resource, for Redis
-// (Redlock over 5 local masters), PostgreSQL 15 and MariaDB, all on this
-// machine's loopback, through `connect()` of the built library (dist/).
+// (Redlock over 5 local masters), PostgreSQL 15, MariaDB and ZooKeeper 3.8 (1 and
+// 3 servers), all on this machine's loopback, through `connect()` of the built
+// library (dist/).
 //
 //   npm run bench:backends -- [--iterations 300] [--clients 8] [--seconds 5]
-//                             [--backends redis,postgres,mysql] [--json]
+//                             [--backends redis,postgres,mysql,zookeeper,zookeeper3] [--json]
 //
 // Servers come from the test harness launchers (and bench/ensemble.mjs for
 // Redis), each started fresh and stopped by pid at the end.
@@ -12,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { connect } from '../dist/index.js';
 import { startMySql } from '../test/harness/mysql.mjs';
 import { startPostgres } from '../test/harness/postgres.mjs';
+import { startZooKeeper } from '../test/harness/zookeeper.mjs';
 import { killAll, nodeUrl, startEnsemble } from './ensemble.mjs';
 
 const { values } = parseArgs({
@@ -19,7 +21,7 @@ const { values } = parseArgs({
     iterations: { type: 'string', default: '300' },
     clients: { type: 'string', default: '8' },
     seconds: { type: 'string', default: '5' },
-    backends: { type: 'string', default: 'redis,postgres,mysql' },
+    backends: { type: 'string', default: 'redis,postgres,mysql,zookeeper,zookeeper3' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -40,6 +42,14 @@ const servers = {
   async mysql() {
     const server = await startMySql();
     return { label: 'MariaDB 10.11', urls: [server.url], stop: () => server.stop() };
+  },
+  async zookeeper() {
+    const zk = await startZooKeeper({ size: 1 });
+    return { label: 'ZooKeeper 3.8, 1 server', urls: [zk.url('/bench')], stop: () => zk.stop() };
+  },
+  async zookeeper3() {
+    const zk = await startZooKeeper({ size: 3 });
+    return { label: 'ZooKeeper 3.8, 3 servers', urls: [zk.url('/bench')], stop: () => zk.stop() };
   },
 };
 
