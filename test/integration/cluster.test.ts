@@ -8,6 +8,7 @@
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { QuorumError, Redlock } from '../../src/index.js';
 import { type RedisCluster, startCluster } from '../harness/cluster.js';
@@ -31,6 +32,14 @@ afterAll(async () => {
 afterEach(async () => {
   await Promise.all([cluster.flush(), ...plain.nodes.map((n) => n.flush())]);
 });
+
+/** Runs the built `quorumlock doctor` on `urls`; resolves with its exit code and stdout. */
+function doctor(urls: readonly string[]): Promise<{ code: number; stdout: string }> {
+  return execFileAsync(process.execPath, [CLI, 'doctor', '--nodes', urls.join(',')]).then(
+    ({ stdout }) => ({ code: 0, stdout }),
+    (err: { code: number; stdout: string }) => err,
+  );
+}
 
 describe('a Redis Cluster as one node', () => {
   it('acquires, renews, locks resources of one slot together and hands out increasing fences', async () => {
@@ -103,15 +112,7 @@ describe('a Redis Cluster as one node', () => {
   });
 
   it('doctor says cluster masters are not independent nodes and what to do instead', async () => {
-    const r = await execFileAsync(process.execPath, [
-      CLI,
-      'doctor',
-      '--nodes',
-      cluster.urls.join(','),
-    ]).then(
-      ({ stdout }) => ({ code: 0, stdout }),
-      (err: { code: number; stdout: string }) => err,
-    );
+    const r = await doctor(cluster.urls);
     expect(r.code).toBe(1);
     const clusterLines = r.stdout.split('\n').filter((l) => /^\s+fail\s+cluster\s/.test(l));
     expect(clusterLines).toHaveLength(3);
@@ -119,5 +120,27 @@ describe('a Redis Cluster as one node', () => {
     expect(r.stdout).toMatch(/new Redlock\(\[new Cluster/);
     // The EVALSHA probe's MOVED is not mistaken for scripting being disabled.
     expect(r.stdout).not.toMatch(/EVALSHA: MOVED/);
+  });
+
+  it('doctor reports hash slots that no master serves', async () => {
+    const port = cluster.ports[0]!;
+    const admin = new Redis({ host: '127.0.0.1', port });
+    // This master's own slot ranges, taken away and given back at the end.
+    const ranges = (await admin.cluster('SLOTS'))
+      .filter(([, , owner]) => owner?.[1] === port)
+      .map(([start, end]) => [start, end] as const);
+    const taken = ranges.reduce((n, [start, end]) => n + end - start + 1, 0);
+    expect(taken).toBeGreaterThan(0);
+    try {
+      for (const [start, end] of ranges) await admin.cluster('DELSLOTSRANGE', start, end);
+      const r = await doctor([`redis://127.0.0.1:${port}`]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(/^\s+fail\s+cluster-slots\s/m);
+      expect(r.stdout).toContain(`${taken} of 16384 hash slots are not served`);
+      expect(r.stdout).toContain('redis-cli --cluster check');
+    } finally {
+      for (const [start, end] of ranges) await admin.cluster('ADDSLOTSRANGE', start, end);
+      admin.disconnect();
+    }
   });
 });
