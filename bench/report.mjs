@@ -475,6 +475,7 @@ function buildTables(results, summary, targets) {
         'pair p50, same key',
         'Redis calls/pair',
       ],
+      textColumns: [11],
       rows: Object.entries(summary.sequential).map(([id, x]) => [
         labels[id],
         cell(x.acquireP50, us),
@@ -622,12 +623,7 @@ function buildTables(results, summary, targets) {
     tables.push({
       id: 'multiRegion',
       title: '5. Multi-region emulation: acquire p50 in ms (× the majority-th node’s round trip)',
-      note: `Every node behind the delay proxy with an added round trip; each contender connects, runs ${results.meta.plan.multi.warmupPairs} warm-up pairs (connections open, quorumlock has measured the round trips) and then acquires and releases a fresh resource per pair for ${results.meta.plan.multi.durationMs / 1000} s. quorumlock runs with its default options (no nodeTimeout: it learns it from measured round trips). The limit of a majority decision is the round trip of the majority-th fastest node, measured with raw PINGs through its proxy. ${variants
-        .map(
-          (v) =>
-            `${v.label}: added ${v.addedRttsMs.join(', ')} ms, PING ${v.pingRttsMs.map((x) => x.toFixed(1)).join(', ')} ms, limit ${v.limitMs.toFixed(1)} ms.`,
-        )
-        .join(' ')} ${spreadNote}`,
+      note: `Every node behind the delay proxy with an added round trip; each contender connects, runs ${results.meta.plan.multi.warmupPairs} warm-up pair${results.meta.plan.multi.warmupPairs === 1 ? '' : 's'} (connections open, quorumlock has measured the round trips) and then acquires and releases a fresh resource per pair for ${results.meta.plan.multi.durationMs / 1000} s. quorumlock runs with its default options (no nodeTimeout: it learns it from measured round trips). The limit of a majority decision is the round trip of the majority-th fastest node, measured with raw PINGs through its proxy (each variant's below the table). Without the 1-node reference in the other variants${results.meta.quick ? '; --quick runs only quorumlock and the majority floor there' : ''}. ${spreadNote}`,
       headers: [
         'contender',
         ...variants.map((v) => `${v.label}: acquire p50`),
@@ -638,9 +634,15 @@ function buildTables(results, summary, targets) {
         ...variants.map((v) => p50(v, id)),
         ...variants.map((v) => cell(summary.multiRegion[v.id]?.[id]?.acquireP99, ms)),
       ]),
-      footnotes: variants.flatMap((v) =>
-        errorNotes(summary.multiRegion[v.id] ?? {}, labels, `errors (${v.label})`),
-      ),
+      footnotes: [
+        ...variants.map(
+          (v) =>
+            `${v.label}: added round trips ${v.addedRttsMs.join(', ')} ms; measured PING ${v.pingRttsMs.map((x) => x.toFixed(1)).join(', ')} ms; majority-th ${v.limitMs.toFixed(1)} ms`,
+        ),
+        ...variants.flatMap((v) =>
+          errorNotes(summary.multiRegion[v.id] ?? {}, labels, `errors (${v.label})`),
+        ),
+      ],
       charts: variants.map((v) => `multiRegion_${v.id}_acquire`),
     });
   }
@@ -760,6 +762,12 @@ function mdTable(t) {
   return lines.join('\n');
 }
 
+/** The targets table first: the verdict, then the scenarios it is computed from. */
+const verdictFirst = (tables) => [
+  ...tables.filter((t) => t.id === 'targets'),
+  ...tables.filter((t) => t.id !== 'targets'),
+];
+
 function renderMarkdown(results, tables) {
   const m = results.meta;
   const head = [
@@ -768,7 +776,7 @@ function renderMarkdown(results, tables) {
     `\`${m.command}\` · ${m.date} · ${totalSeconds(m)} s · ${m.machine.nproc} CPUs (${m.machine.cpu}) · Node ${m.machine.node} · ${m.machine.redis ?? 'redis-server ?'} · ${m.nodes} nodes${m.nodesGiven ? ' (given)' : ' (started by the bench)'} · ttl ${m.ttlMs} ms${results.scenarios.multiRegion ? ' (multi-region: as each variant says)' : ''} · load average ${m.machine.loadAvgAtStart?.[0]} → ${m.machine.loadAvgAtEnd?.[0]}`,
     '',
   ];
-  return `${head.join('\n')}\n${tables.map(mdTable).join('\n')}`;
+  return `${head.join('\n')}\n${verdictFirst(tables).map(mdTable).join('\n')}`;
 }
 
 // ---- HTML + SVG ------------------------------------------------------------------------------
@@ -906,7 +914,10 @@ function htmlTable(t) {
               /\*\*(.+?)\*\*/g,
               '<strong class="miss">$1</strong>',
             );
-            return i === 0 ? `<th scope="row">${text}</th>` : `<td>${text}</td>`;
+            if (i === 0) return `<th scope="row">${text}</th>`;
+            return t.textColumns?.includes(i)
+              ? `<td class="text">${text}</td>`
+              : `<td>${text}</td>`;
           })
           .join('')}</tr>`,
     )
@@ -920,7 +931,7 @@ function renderHtml(results, tables) {
     results.contenders.map((c, i) => [c.id, COLORS[i % COLORS.length]]),
   );
   const labels = Object.fromEntries(results.contenders.map((c) => [c.id, c.label]));
-  const sections = tables.map((t) => {
+  const sections = verdictFirst(tables).map((t) => {
     const charts = (t.charts ?? [])
       .map((name) => {
         const data = results.charts?.[name];
@@ -941,6 +952,7 @@ function renderHtml(results, tables) {
   });
   const settings = htmlTable({
     headers: ['contender', 'version', 'kind', 'settings'],
+    textColumns: [3],
     rows: results.contenders.map((c) => [
       c.label,
       c.version ?? 'this repository',
@@ -952,13 +964,15 @@ function renderHtml(results, tables) {
 <html lang="en"><head><meta charset="utf-8"><title>quorumlock benchmarks ${escapeHtml(m.date)}</title>
 <style>
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1200px;padding:0 16px;color:#222}
-table{border-collapse:collapse;margin:8px 0 16px}th,td{border:1px solid #ddd;padding:4px 8px;text-align:right;white-space:nowrap}
-th[scope=row],tr:first-child th{text-align:left;background:#f6f6f6}td:last-child{white-space:normal;text-align:left}
+table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap;vertical-align:top}
+th[scope=row],tr:first-child th{text-align:left;background:#f6f6f6}tr:first-child th{white-space:normal;vertical-align:bottom;min-width:4em}
+th[scope=row]{white-space:normal;min-width:10em}td.text{white-space:normal;text-align:left;min-width:14em}
 .scroll{overflow-x:auto}
 .miss{color:#c00}figure{margin:8px 0}code{background:#f3f3f3;padding:1px 4px}
 </style></head><body>
 <h1>quorumlock benchmarks${m.quick ? ' (--quick)' : ''}</h1>
 <p><code>${escapeHtml(m.command)}</code> · ${escapeHtml(m.date)} · ${m.machine.nproc} CPUs (${escapeHtml(m.machine.cpu)}), ${m.machine.memoryGiB} GiB · ${escapeHtml(m.machine.os)} · Node ${escapeHtml(m.machine.node)} · ${escapeHtml(m.machine.redis ?? '')} · ${m.nodes} nodes · ttl ${m.ttlMs} ms${results.scenarios.multiRegion ? ' (multi-region: as each variant says)' : ''} · load average ${m.machine.loadAvgAtStart?.[0]} → ${m.machine.loadAvgAtEnd?.[0]}${m.machine.commit ? ` · commit ${escapeHtml(m.machine.commit)}` : ''}</p>
+${tables.some((t) => t.id === 'targets') ? sections.shift() : ''}
 <h2>Contenders</h2>${settings}
 ${sections.join('\n')}
 </body></html>

@@ -112,7 +112,7 @@ const plan = quick
       cont: { durationMs: 1000, clients: 16, holdMs: 1 },
       degr: { durationMs: 200, warmupMs: 50, settleMs: 50, capMs: 500 },
       multi: { durationMs: 400, warmupPairs: 1 },
-      memory: { pairs: 10_000, concurrency: 16 },
+      memory: { pairs: 5000, concurrency: 16 },
       order: { trials: 3, waiters: 4, spacingMs: 40, holdMs: 5 },
     }
   : {
@@ -148,15 +148,13 @@ const REGION_VARIANTS = [
 /**
  * Contenders of the other multi-region variants: without the 1-node reference
  * (it shows one node's round trip, not a quorum's); --quick keeps quorumlock
- * and the majority floor only, to stay within about a minute.
+ * (fencing on) and the majority floor only, to stay within about a minute.
  */
 const regionContenders = (v, list) =>
   v === REGION_VARIANTS[0]
     ? list
     : list.filter((c) =>
-        quick
-          ? ['quorumlock', 'quorumlock-nofence', 'floor-majority'].includes(c.id)
-          : c.kind !== 'reference',
+        quick ? ['quorumlock', 'floor-majority'].includes(c.id) : c.kind !== 'reference',
       );
 /** Added round trip of the slow node in the degraded scenario (ms). */
 const SLOW_RTT = 50;
