@@ -139,7 +139,8 @@ describe('quorumlock/otel', () => {
   });
 
   it('counts a lost lock and ends an error span with its error code', async () => {
-    const redlock = new Redlock(ensemble.urls, { ttl: 1_000 });
+    // Renewed every second or so: a ttl a loaded machine keeps until the nodes forget it.
+    const redlock = new Redlock(ensemble.urls, { ttl: 3_000 });
     try {
       const lock = await redlock.acquire('otel:lost', { renew: true });
       // Every node forgets the lock: the next renewal finds it gone.
