@@ -246,7 +246,7 @@ describe('a waiter at the head of the queue that cannot take its turn', () => {
   async function deadHead(
     resource: string,
     fault: 'SIGKILL' | 'SIGSTOP',
-  ): Promise<{ delay: number; a: Child; b: Child; b0: Section }> {
+  ): Promise<{ delay: number; a: Child; b: Child; b0: Section; trace: string }> {
     const [a, b] = [waiterProcess(resource, FAST), waiterProcess(resource, FAST)];
     await Promise.all(
       [a, b].map((w) => w.waitFor((e) => e.event === 'ready', { timeoutMs: 30_000 })),
@@ -276,25 +276,33 @@ describe('a waiter at the head of the queue that cannot take its turn', () => {
     const releasedAt = hrNow();
     await held.release();
     const b0 = await sectionOf(b, 'b', 0, 10_000);
-    return { delay: b0.start - releasedAt, a, b, b0 };
+    // What B did, in ms from the release, for a failure message.
+    const trace = b.events
+      .filter((e) => e.id === 0)
+      .map(
+        (e) =>
+          `${e.event}${e.n ?? ''}@${(e.t - releasedAt).toFixed(0)}${e.nodes ? `[${(e.nodes as string[]).join(',')}]` : ''}`,
+      )
+      .join(' ');
+    return { delay: b0.start - releasedAt, a, b, b0, trace };
   }
 
   it(`costs the next waiter at most one turn grace when killed (SIGKILL): bound ${DEAD_HEAD_BOUND_MS} ms`, async () => {
-    const { delay } = await deadHead('killed', 'SIGKILL');
+    const { delay, trace } = await deadHead('killed', 'SIGKILL');
     console.log(
       `killed head: next waiter served ${delay.toFixed(0)} ms after the release (bound ${DEAD_HEAD_BOUND_MS} ms = grace ${GRACE_MS} + round ${FAST.nodeTimeout} + slack 500; refresh ${QUEUE_REFRESH_MS} ms, lease ${QUEUE_LEASE_MS} ms)`,
     );
-    expect(delay).toBeLessThan(DEAD_HEAD_BOUND_MS);
+    expect(delay, `next waiter: ${trace}`).toBeLessThan(DEAD_HEAD_BOUND_MS);
   });
 
   it(`costs the next waiter at most one turn grace when paused (SIGSTOP), and serves it after SIGCONT`, async () => {
     const resource = 'paused';
-    const { delay, a, b0 } = await deadHead(resource, 'SIGSTOP');
+    const { delay, a, b0, trace } = await deadHead(resource, 'SIGSTOP');
     console.log(
       `paused head: next waiter served ${delay.toFixed(0)} ms after the release (bound ${DEAD_HEAD_BOUND_MS} ms)`,
     );
     // Soft: what happens after SIGCONT is checked either way.
-    expect.soft(delay).toBeLessThan(DEAD_HEAD_BOUND_MS);
+    expect.soft(delay, `next waiter: ${trace}`).toBeLessThan(DEAD_HEAD_BOUND_MS);
     a.kill('SIGCONT');
     // It missed its turn; it queues again and still gets the lock, after B.
     const a0 = await sectionOf(a, 'a', 0, 15_000);
@@ -306,6 +314,8 @@ describe('a waiter at the head of the queue that cannot take its turn', () => {
 describe('queues that disagree across nodes', () => {
   it('still serve every live waiter, one at a time, within the lease of the stale entries', async () => {
     const resource = 'divergent';
+    const WAITERS = 4;
+    const instances = await Promise.all(Array.from({ length: WAITERS }, () => redlockOf(FAST)));
     const holder = await redlockOf(FAST);
     const held = await holdEverywhere(holder, resource, 10_000);
     // Entries of waiters nobody runs, in a different order on each node, with
@@ -336,8 +346,6 @@ describe('queues that disagree across nodes', () => {
       }),
     );
     const plantedAt = hrNow();
-    const WAITERS = 4;
-    const instances = await Promise.all(Array.from({ length: WAITERS }, () => redlockOf(FAST)));
     const sections: Section[] = [];
     let inside = 0;
     let overlaps = 0;
@@ -357,10 +365,11 @@ describe('queues that disagree across nodes', () => {
     await held.release();
     await Promise.all(waiters);
     const last = Math.max(...sections.map((s) => s.end)) - plantedAt;
-    // The stale entries are gone once their lease ends; a live waiter that is
-    // then first learns it at its next refresh at the latest, and each handoff
-    // after that is a release and a claim.
-    const bound = QUEUE_LEASE_MS + QUEUE_REFRESH_MS + 1_000;
+    // The stale entries are gone once their lease ends (each one that reaches
+    // the head before that costs one turn grace, and the waiter next in line is
+    // told when it runs out); after that each handoff is a release and a claim.
+    // Slack: 4 handoffs and a loaded 2-core machine.
+    const bound = QUEUE_LEASE_MS + 1_000;
     console.log(
       `divergent queues: ${WAITERS} waiters all served ${last.toFixed(0)} ms after the stale entries were planted (bound ${bound} ms)`,
     );
