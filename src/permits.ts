@@ -89,8 +89,13 @@ const QUEUE_LEASE_MS = 3 * QUEUE_REFRESH_MS;
 const FENCE_RETENTION_MS = 3_600_000;
 const FENCE_SEED_MARGIN_US = 250_000;
 const MAX_INFRA_ROUNDS = 3;
+/** Split rounds of a semaphore retried at once before backing off. */
+const MAX_SPLITS = 3;
 const MIN_TURN_GRACE_MS = 50;
 const MAX_TURN_GRACE_MS = 500;
+
+/** Why a semaphore's round failed when its nodes granted different slots. */
+const SPLIT = 'the nodes granted different slots';
 
 const YES = { yes: true, status: 'acquired' } as const;
 const NO = { yes: false, status: 'taken' } as const;
@@ -143,15 +148,27 @@ interface Held {
   readonly member: string;
 }
 
-/** Turn notices of one Redlock: one channel, subscribed once, shared by every permit source. */
+/**
+ * What the permits of one Redlock share: one notice channel, subscribed once,
+ * and the held permits, abandoned when the Redlock closes.
+ */
 class Notices {
   readonly id = randomBytes(9).toString('base64url');
+  readonly locks = new Set<Lock>();
   /** Waiters of this Redlock by member, with how many turns each has woken for. */
   readonly waiters = new Map<string, { wake: Wakeup; epoch: number }>();
   #active: Promise<boolean> | undefined;
   #seq = 0;
 
-  constructor(readonly host: PermitHost) {}
+  constructor(readonly host: PermitHost) {
+    host.closing.addEventListener(
+      'abort',
+      () => {
+        for (const lock of [...this.locks]) lock.abandon('the Redlock instance was closed');
+      },
+      { once: true },
+    );
+  }
 
   get channelPrefix(): string {
     return `${this.host.settings.keyPrefix}permit-turn:`;
@@ -216,7 +233,6 @@ export class PermitEngine implements PermitSource {
   readonly #notices: Notices;
   readonly #ctx: LockContext;
   readonly #held = new WeakMap<Lock, Held>();
-  readonly #locks = new Set<Lock>();
   /** What the diagnostics events call these permits. */
   readonly #label: string;
 
@@ -237,15 +253,8 @@ export class PermitEngine implements PermitSource {
       clock: host.clock,
       extend: (lock, ttl) => this.#extend(lock, ttl),
       release: (lock) => this.#release(lock),
-      forget: (lock) => this.#locks.delete(lock),
+      forget: (lock) => this.#notices.locks.delete(lock),
     };
-    host.closing.addEventListener(
-      'abort',
-      () => {
-        for (const lock of [...this.#locks]) lock.abandon('the Redlock instance was closed');
-      },
-      { once: true },
-    );
   }
 
   async acquire(options?: AcquireOptions): Promise<Lock> {
@@ -351,6 +360,7 @@ export class PermitEngine implements PermitSource {
     let waiting = false;
     let infra = 0;
     let backoff = 0;
+    let splits = 0;
     let lastTaken: Extract<Attempt, { kind: 'taken' }> | undefined;
     const waiter = { wake, epoch: 0 };
     if (plan.waits) this.#notices.waiters.set(plan.member, waiter);
@@ -401,6 +411,11 @@ export class PermitEngine implements PermitSource {
             waiting: true,
             primitive: this.#label,
           }));
+        }
+        if (result.kind === 'retry' && result.reason === SPLIT && ++splits <= MAX_SPLITS) {
+          // Our slots are reserved (turns) or were just ours: ask again at once
+          // for the slot most nodes gave, keeping any turn.
+          continue;
         }
         let delay: number;
         if (result.kind === 'taken' && result.differ) {
@@ -509,13 +524,9 @@ export class PermitEngine implements PermitSource {
     const drift = a.ttl * driftFactor + driftMs;
     const deadline = round.startedAt + a.ttl - drift;
     if (field === undefined) {
-      plan.hint = String(mostGranted(granted));
+      plan.hint = mostGranted(granted);
       undoAll();
-      return finish({
-        kind: 'retry',
-        reason: 'the nodes granted different slots',
-        outcomes: round.outcomes,
-      });
+      return finish({ kind: 'retry', reason: SPLIT, outcomes: round.outcomes });
     }
     const agreed = field;
     // Our value on another slot of some node takes room for nothing: give it back.
@@ -569,7 +580,7 @@ export class PermitEngine implements PermitSource {
       onLost: a.onLost,
     });
     this.#held.set(lock, { field: agreed, member: plan.member });
-    this.#locks.add(lock);
+    this.#notices.locks.add(lock);
     if (plan.queued) {
       // Nodes that refused this round queued us: leave their queues now.
       this.#host.track(
@@ -741,21 +752,18 @@ function agreedField(replies: ReadonlyMap<number, Reply>, quorum: number): strin
   return undefined;
 }
 
-/** The slot granted by the most replies (a semaphore's preference for its next round). */
+/**
+ * The slot granted by the most replies, the lowest on a tie, so that waiters
+ * whose turns crossed between nodes ask for the same slot and swap.
+ */
 function mostGranted(replies: ReadonlyMap<number, Reply>): string {
-  const counts = new Map<string, number>();
-  let best = '';
-  let bestCount = 0;
+  const counts = new Map<number, number>();
   for (const reply of replies.values()) {
-    const f = String(reply[1]);
-    const c = (counts.get(f) ?? 0) + 1;
-    counts.set(f, c);
-    if (c > bestCount) {
-      best = f;
-      bestCount = c;
-    }
+    const slot = Number(reply[1]);
+    counts.set(slot, (counts.get(slot) ?? 0) + 1);
   }
-  return best;
+  const [best] = [...counts].sort(([a, ca], [b, cb]) => cb - ca || a - b);
+  return best === undefined ? '' : String(best[0]);
 }
 
 function expiredReason(ttl: number): string {

@@ -90,12 +90,15 @@ end
 
 -- Hands room to the waiters queued ahead of `me`, first come first served,
 -- stopping at the first one there is no room for (so a queued writer holds
--- back the readers behind it). Returns the first waiter left in the queue.
-local function serve(me)
+-- back the readers behind it); the first gets slot `hint` when it is free (a
+-- slot just released goes on as it is, so the nodes hand it to the same
+-- waiter). Returns the first waiter left in the queue.
+local function serve(me, hint)
   while true do
     local head = redis.call('ZRANGE', q, 0, 0)[1]
     if not head or head == me then return head end
-    local f = room(string.sub(head, -1), head, '')
+    local f = room(string.sub(head, -1), head, hint)
+    hint = ''
     if not f then return head end
     redis.call('HSET', hold, f, '~turn~' .. head)
     redis.call('ZADD', exp, now + grace, f)
@@ -165,7 +168,7 @@ if op == 'release' then
       redis.call('ZREM', exp, f)
     end
   end
-  serve('')
+  serve('', kind == 's' and fields[1] or '')
   return #fields
 end
 
@@ -188,10 +191,30 @@ else
   if ours(redis.call('HGET', hold, f)) then granted = f end
 end
 
+-- A waiter whose turns differ between nodes asks for the slot most nodes
+-- gave it: it takes that slot here when it is free, or swaps turns with the
+-- waiter it is reserved for; a slot someone holds is never touched.
+local hint = ARGV[16]
+local moved = ''
+if granted and kind == 's' and hint ~= granted and hint ~= '' and tonumber(hint) < limit then
+  local v = redis.call('HGET', hold, hint)
+  if not v or string.sub(v, 1, 6) == '~turn~' then
+    if v then
+      redis.call('HSET', hold, granted, v)
+      redis.call('ZADD', exp, redis.call('ZSCORE', exp, hint), granted)
+    else
+      redis.call('HDEL', hold, granted)
+      redis.call('ZREM', exp, granted)
+      moved = granted
+    end
+    granted = hint
+  end
+end
+
 if not granted then
-  local head = serve(member)
+  local head = serve(member, '')
   -- A caller that does not wait defers to everyone queued; a waiter to those ahead of it.
-  if not head or (head == member and waits) then granted = room(kind, member, ARGV[16]) end
+  if not head or (head == member and waits) then granted = room(kind, member, hint) end
 end
 
 if not granted then
@@ -230,6 +253,7 @@ keep_key(hold, ttl)
 keep_key(exp, ttl)
 redis.call('ZREM', q, member)
 redis.call('ZREM', e, member)
+if moved ~= '' then serve('', moved) end
 local f = 0
 if ARGV[14] == '1' then f = fence(1, 0, tonumber(ARGV[15]), ARGV[17]) end
 return {1, granted, f}
