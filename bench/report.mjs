@@ -101,6 +101,7 @@ function summarizeContended(runs) {
 
 /** Builds everything the bench prints and writes from `results`. */
 export function buildReport(results) {
+  upgradeOldResults(results);
   const s = results.scenarios;
   const summary = {};
   if (s.sequential) summary.sequential = summarizeSequential(s.sequential.runs);
@@ -129,6 +130,30 @@ export function buildReport(results) {
     markdown: renderMarkdown(results, tables),
     html: renderHtml(results, tables),
   };
+}
+
+/** Saved results of earlier versions (one multi-region setting) in today's shape, for --report. */
+function upgradeOldResults(results) {
+  const m = results.scenarios.multiRegion;
+  if (m && !m.variants) {
+    results.scenarios.multiRegion = {
+      variants: [
+        {
+          id: 'mixed',
+          label: `mixed, ttl ${results.meta.ttlMs / 1000} s`,
+          ttlMs: results.meta.ttlMs,
+          addedRttsMs: results.meta.regionRttsMs ?? [],
+          pingRttsMs: m.pingRttsMs,
+          limitMs: m.limitMs,
+          runs: m.runs,
+        },
+      ],
+    };
+    if (results.charts?.multiRegionAcquire) {
+      results.charts.multiRegion_mixed_acquire = results.charts.multiRegionAcquire;
+    }
+  }
+  results.meta.plan.multi.warmupPairs ??= 0;
 }
 
 // ---- targets ------------------------------------------------------------------------

@@ -268,7 +268,18 @@ export async function concurrent(
  */
 export async function contended(
   contender,
-  { nodes, ttl, key, clients, holdMs, durationMs, progress, admins, resetStats = false },
+  {
+    nodes,
+    ttl,
+    key,
+    clients,
+    holdMs,
+    durationMs,
+    warmPairs = 20,
+    progress,
+    admins,
+    resetStats = false,
+  },
 ) {
   const insts = await Promise.all(
     Array.from({ length: clients }, () => contender.create({ nodes, ttl, contended: true })),
@@ -277,7 +288,7 @@ export async function contended(
     // Warm each client up on a key of its own (connections, scripts, JIT).
     await Promise.all(
       insts.map(async (inst, i) => {
-        for (let k = 0; k < 20; k++) await warmPair(inst, `${key}:warm:${i}`);
+        for (let k = 0; k < warmPairs; k++) await warmPair(inst, `${key}:warm:${i}`);
       }),
     );
     // Counted either per client instance or, for a process-wide source, once for all.
