@@ -17,9 +17,13 @@ let zk: ZooKeeper;
 const open: LockProvider[] = [];
 let chroots = 0;
 
-/** A provider on its own session; `base` shares a chroot between providers of one test. */
-function locks(base: string): ZooKeeperLocks {
-  const l = new ZooKeeperLocks(zk.url(base), { ttl: 2000 });
+/**
+ * A provider on its own session; `base` shares a chroot between providers of
+ * one test. The longest session the harness grants, so a busy machine does not
+ * suspend it.
+ */
+function locks(base: string, ttl = 4000): ZooKeeperLocks {
+  const l = new ZooKeeperLocks(zk.url(base), { ttl });
   open.push(l);
   return l;
 }
@@ -196,7 +200,7 @@ describe('ZooKeeperLocks', () => {
   });
 
   it('keeps a held lock confirmed past its session timeout while connected', async () => {
-    const a = locks(freshBase());
+    const a = locks(freshBase(), 2000);
     const lock = await a.acquire('r');
     await sleep(2500);
     expect(lock.held).toBe(true);
@@ -207,8 +211,8 @@ describe('ZooKeeperLocks', () => {
 
   it('is reached through connect(zk://…) with a chroot it creates, and offers using, inspect and leader', async () => {
     const url = `zk://${zk.hosts}/app/deep/locks`;
-    const a = await connect(url, { ttl: 2000 });
-    const b = await connect(url, { ttl: 2000 });
+    const a = await connect(url, { ttl: 4000 });
+    const b = await connect(url, { ttl: 4000 });
     open.push(a, b);
     expect(a).toBeInstanceOf(ZooKeeperLocks);
     const result = await a.using('job', async (signal, lock) => {
