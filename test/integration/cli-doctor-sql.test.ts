@@ -1,12 +1,13 @@
 /**
- * `quorumlock doctor` on postgres:// and mysql:// URLs, as users run it
- * (dist/cli/main.js), against real servers.
+ * `quorumlock doctor` and `status` on postgres:// and mysql:// URLs, as users
+ * run them (dist/cli/main.js), against real servers.
  */
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connect } from '../../src/index.js';
 import { startMySql } from '../harness/mysql.mjs';
 import { startPostgres } from '../harness/postgres.mjs';
 import type { DatabaseServer } from '../harness/processes.mjs';
@@ -18,15 +19,17 @@ interface Report {
   nodes: Array<{ checks: Array<{ name: string; status: string; fix?: string }> }>;
 }
 
-async function doctor(url: string): Promise<{ code: number; report: Report }> {
-  const { stdout, stderr, code } = await promisify(execFile)(
-    process.execPath,
-    [CLI, 'doctor', '--json', '--nodes', url],
-    { env: { PATH: process.env.PATH } },
-  ).then(
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return promisify(execFile)(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH },
+  }).then(
     (r) => ({ ...r, code: 0 }),
     (err: { stdout: string; stderr: string; code: number }) => err,
   );
+}
+
+async function doctor(url: string): Promise<{ code: number; report: Report }> {
+  const { stdout, stderr, code } = await cli(['doctor', '--json', '--nodes', url]);
   if (!stdout.startsWith('{'))
     throw new Error(`doctor printed no report (exit ${code}): ${stderr}`);
   return { code, report: JSON.parse(stdout) as Report };
@@ -81,6 +84,24 @@ for (const [name, startServer, limitedRole, limitedUrl] of backends) {
       expect(fence.status).toBe('fail');
       expect(fence.fix).toMatch(/CREATE TABLE quorumlock_fence/);
       expect(statuses(report).session).toBe('pass');
+    });
+
+    // Last: its lock creates the fence table.
+    it('status shows the holder, its session and its fence while a lock is held, and FREE after', async () => {
+      const provider = await connect(server.url);
+      try {
+        const lock = await provider.acquire('status:job');
+        const held = await cli(['status', '--json', '--nodes', server.url, 'status:job']);
+        expect(JSON.parse(held.stdout)).toMatchObject({
+          verdict: 'held',
+          state: { holder: lock.value, fence: lock.fence },
+        });
+        await lock.release();
+        const free = await cli(['status', '--json', '--nodes', server.url, 'status:job']);
+        expect(JSON.parse(free.stdout)).toMatchObject({ verdict: 'free', state: { holder: null } });
+      } finally {
+        await provider.close();
+      }
     });
   });
 }
