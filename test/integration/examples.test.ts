@@ -42,6 +42,18 @@ const EXPECTED: Record<string, RegExp[]> = {
   'guide-waiting.mjs': [/^handed over [\d.]+ ms after the release$/m, /^taken -?[\d.]+ ms after/m],
   'guide-leader.mjs': [/elected, fence \d+$/m, /runs the job with fence \d+$/m],
   'guide-fencing.mjs': [/accepted: true/, /accepted: false/],
+  'guide-semaphore.mjs': [
+    /^5 files encoded, at most [12] at once$/m,
+    /^a third permit while two are held: null$/m,
+    /^after a release: true$/m,
+  ],
+  'guide-rwlock.mjs': [
+    /^two readers at once: true$/m,
+    /^a writer while they read: null$/m,
+    /^writer fence above the readers before it: true$/m,
+    /^a reader while it writes: null$/m,
+    /^read with fence \d+$/m,
+  ],
   'guide-inspect.mjs': [/^true /m],
   'guide-diagnostics.mjs': [/^quorumlock:acquire true /m, /^quorumlock:release true /m],
   'guide-errors.mjs': [
