@@ -2,7 +2,8 @@
  * `quorumlock doctor` on a `zk://` URL: asks every listed server with the
  * four-letter words `srvr` and `conf` (whitelisted by default: `srvr`; add
  * `conf` and `mntr` to `4lw.commands.whitelist` for the full report) whether
- * it serves, in which role, at which version and with which session bounds,
+ * it serves, in which role (the leader's followers in sync, from `mntr`), at
+ * which version and with which session bounds,
  * then opens one session the way the library does. It writes nothing.
  */
 import { createConnection } from 'node:net';
@@ -26,6 +27,8 @@ interface ServerView {
   readonly checks: Check[];
   mode?: string;
   members?: number;
+  /** On the leader, from `mntr`: followers in sync with it. */
+  syncedFollowers?: number;
   bounds?: { min: number; max: number };
 }
 
@@ -89,6 +92,11 @@ async function probeServer(node: string, options: ZooKeeperDoctorOptions): Promi
   } else {
     view.mode = mode;
     view.checks.push({ name: 'serving', status: 'pass', detail: `serving as ${mode}` });
+    if (mode === 'leader') {
+      const mntr = await fourLetterWord(host, port, 'mntr', options.timeoutMs).catch(() => '');
+      const synced = /^zk_synced_followers\s+(\d+)/m.exec(mntr)?.[1];
+      if (synced !== undefined) view.syncedFollowers = Number(synced);
+    }
   }
   const version = /^Zookeeper version: (\d+)\.(\d+)\.(\d+)/m.exec(srvr);
   if (version) {
@@ -164,7 +172,15 @@ function ensembleChecks(views: readonly ServerView[], members: number, quorum: n
   if (serving.length > 0) {
     checks.push(
       leaders.length === 1
-        ? { name: 'leader', status: 'pass', detail: `${leaders[0]!.node} (${leaders[0]!.mode})` }
+        ? {
+            name: 'leader',
+            status: 'pass',
+            detail:
+              `${leaders[0]!.node} (${leaders[0]!.mode})` +
+              (leaders[0]!.syncedFollowers === undefined
+                ? ''
+                : `, ${leaders[0]!.syncedFollowers} followers in sync`),
+          }
         : {
             name: 'leader',
             status: 'warn',

@@ -50,6 +50,9 @@ describe('quorumlock CLI on zk://', () => {
     expect(report.quorum).toBe(2);
     const names = report.ensemble.map((c) => `${c.name}:${c.status}`);
     expect(names).toEqual(['quorum:pass', 'leader:pass', 'failures:pass', 'client:pass']);
+    expect(report.ensemble.find((c) => c.name === 'leader')?.detail).toMatch(
+      /\(leader\), 2 followers in sync$/,
+    );
     for (const node of report.nodes) {
       expect(node.checks.map((c) => c.name)).toEqual([
         'reachable',
