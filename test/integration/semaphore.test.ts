@@ -135,6 +135,22 @@ describe('semaphore: at most limit holders', () => {
   });
 });
 
+describe('semaphore: canary', () => {
+  it('lets two holders of a one-permit semaphore overlap once a majority of nodes lost its data', async () => {
+    // Beyond the assumptions (safety.md §6): the check above must be able to fail.
+    const first = await client().semaphore('canary', { limit: 1 }).acquire({ ttl: 60_000 });
+    await vi.waitFor(
+      async () => expect(await ensemble.keys('quorumlock:{canary}:semaphore')).toHaveLength(3),
+      { timeout: 5_000, interval: 10 },
+    );
+    await Promise.all([ensemble.nodes[1]!.restart(), ensemble.nodes[2]!.restart()]);
+    const second = await client().semaphore('canary', { limit: 1 }).acquire({ wait: 10_000 });
+    expect(first.remaining()).toBeGreaterThan(0);
+    expect(second.remaining()).toBeGreaterThan(0);
+    await Promise.all([first.release(), second.release()]);
+  });
+});
+
 describe('semaphore: waiting', () => {
   it('serves waiters in the order they began waiting', async () => {
     const holder = client().semaphore('fifo', { limit: 2 });
