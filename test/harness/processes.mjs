@@ -51,11 +51,11 @@ export function removeDir(dir) {
 /**
  * Spawns a server process that dies with this process, and resolves once a
  * line of its output matches `ready` (rejects with its last output if it
- * exits first or `timeoutMs` passes).
+ * exits first or `timeoutMs` passes). Without `ready` it resolves at once and
+ * the caller finds out when the server is ready.
  */
 export async function spawnServer(command, args, { ready, timeoutMs = 60_000, name, ...options }) {
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options });
-  let output = '';
   track(`+${child.pid}`);
   const exited = new Promise((resolve) => {
     child.once('exit', (code, signal) => {
@@ -64,7 +64,16 @@ export async function spawnServer(command, args, { ready, timeoutMs = 60_000, na
     });
   });
   child.exited = exited;
-  await new Promise((resolve, reject) => {
+  if (ready) await waitForLine(child, ready, timeoutMs, name, exited);
+  // Keep draining its output so it never blocks on a full pipe.
+  child.stdout.resume();
+  child.stderr.resume();
+  return child;
+}
+
+function waitForLine(child, ready, timeoutMs, name, exited) {
+  let output = '';
+  return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${name} not ready after ${timeoutMs} ms: ${output.trim()}`));
@@ -85,10 +94,6 @@ export async function spawnServer(command, args, { ready, timeoutMs = 60_000, na
       reject(new Error(`${name} exited (${how}) before it was ready: ${output.trim()}`));
     });
   });
-  // Keep draining its output so it never blocks on a full pipe.
-  child.stdout.resume();
-  child.stderr.resume();
-  return child;
 }
 
 /** Sends `signal` to a child and resolves once it has exited (at once if it already has). */

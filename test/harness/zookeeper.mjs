@@ -3,25 +3,18 @@
 // zoo.cfg (short tickTime, admin server off, four-letter words whitelisted), run
 // from Debian's `zookeeper` package with the machine's java. Servers are only
 // ever stopped by their pid, and die with this process however it ends.
-import { spawn } from 'node:child_process';
-import { accessSync, constants, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { freePorts, HOST, removeDir, spawnServer, stopChild, tempDir } from './processes.mjs';
 
-const HOST = '127.0.0.1';
 /** Debian's jar; its manifest's Class-Path names every library the server needs. */
 const JARS = ['/usr/share/java/zookeeper.jar', '/usr/share/zookeeper/zookeeper.jar'];
 /** How long a server may take to serve requests after its start (a JVM on a busy machine). */
 const READY_TIMEOUT_MS = 60_000;
 /** Four-letter words the harness and `quorumlock doctor` use. */
 export const FOUR_LETTER_WORDS = 'srvr,mntr,conf,ruok,stat';
-
-const live = new Set();
-let watchdog;
-let hooked = false;
 
 /** Where the server comes from; throws with install advice when it is missing. */
 export function zookeeperJar() {
@@ -109,8 +102,7 @@ class ZkServer {
     this.tickTime = tickTime;
     this.child = undefined;
     this.paused = false;
-    this.dir = mkdtempSync(join(tmpdir(), `quorumlock-zk-${member.index}-`));
-    track({ dir: this.dir });
+    this.dir = tempDir(`quorumlock-zk-${member.index}-`);
     mkdirSync(join(this.dir, 'data'));
     const lines = [
       `tickTime=${tickTime}`,
@@ -156,7 +148,7 @@ class ZkServer {
       this.members.length > 1
         ? 'org.apache.zookeeper.server.quorum.QuorumPeerMain'
         : 'org.apache.zookeeper.server.ZooKeeperServerMain';
-    const child = spawn(
+    const child = await spawnServer(
       this.java,
       [
         '-Xmx128m',
@@ -170,18 +162,16 @@ class ZkServer {
         main,
         join(this.dir, 'zoo.cfg'),
       ],
-      { cwd: this.dir, stdio: ['ignore', 'ignore', 'pipe'] },
+      { cwd: this.dir, name: `ZooKeeper server ${this.index}` },
     );
     let stderr = '';
     child.stderr.on('data', (chunk) => {
       stderr = (stderr + chunk).slice(-2000);
     });
     this.child = child;
-    track({ pid: child.pid });
     let exited;
-    child.once('exit', (code, signal) => {
-      exited = `ZooKeeper server ${this.index} exited (${code ?? signal}): ${stderr.trim()}`;
-      untrack({ pid: child.pid });
+    child.exited.then((how) => {
+      exited = `ZooKeeper server ${this.index} exited (${how}): ${stderr.trim()}`;
       if (this.child === child) this.child = undefined;
     });
     if (this.members.length === 1) await this.waitServing(() => exited);
@@ -215,12 +205,9 @@ class ZkServer {
 
   /** Crash (SIGKILL); resolves once the server has exited. */
   async kill() {
-    const child = this.child;
-    if (!child) return;
-    const gone = new Promise((resolve) => child.once('exit', resolve));
-    process.kill(child.pid, 'SIGKILL');
+    if (!this.child) return;
     this.paused = false;
-    await gone;
+    await stopChild(this.child, 'SIGKILL');
   }
 
   /** Freezes the server (SIGSTOP): connections stay open and nothing is answered. */
@@ -239,8 +226,7 @@ class ZkServer {
 
   async dispose() {
     await this.kill().catch(() => {});
-    rmSync(this.dir, { recursive: true, force: true });
-    untrack({ dir: this.dir });
+    removeDir(this.dir);
   }
 }
 
@@ -262,71 +248,4 @@ export async function fourLetterWord(port, word, timeoutMs = 2000) {
   const chunks = [];
   for await (const chunk of socket) chunks.push(chunk);
   return Buffer.concat(chunks).toString();
-}
-
-/** `n` distinct ports that were free a moment ago: all are held open until each is known. */
-async function freePorts(n) {
-  const held = [];
-  try {
-    for (let i = 0; i < n; i++) {
-      const server = net.createServer();
-      held.push(server);
-      await new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(0, HOST, resolve);
-      });
-    }
-    return held.map((server) => server.address().port);
-  } finally {
-    await Promise.all(held.map((server) => new Promise((resolve) => server.close(resolve))));
-  }
-}
-
-// Cleanup of a process that dies without stopping its servers: an exit hook
-// for ordinary exits, and the shared harness watchdog for SIGKILL-ed workers.
-
-const WATCHDOG = fileURLToPath(new URL('./watchdog.mjs', import.meta.url));
-
-function tell(line) {
-  if (!watchdog) {
-    const { NODE_OPTIONS: _ignored, ...env } = process.env;
-    const child = spawn(process.execPath, [WATCHDOG], { stdio: ['pipe', 'ignore', 'ignore'], env });
-    child.on('error', () => {});
-    child.stdin.on('error', () => {});
-    child.once('exit', () => {
-      if (watchdog === child) watchdog = undefined;
-    });
-    child.unref();
-    child.stdin.unref();
-    watchdog = child;
-    for (const entry of live) child.stdin.write(`${entry}\n`);
-  }
-  watchdog.stdin.write(`${line}\n`);
-}
-
-function track({ pid, dir }) {
-  if (!hooked) {
-    hooked = true;
-    process.on('exit', () => {
-      for (const entry of live) {
-        if (entry.startsWith('+dir ')) rmSync(entry.slice(5), { recursive: true, force: true });
-        else {
-          try {
-            process.kill(Number(entry.slice(1)), 'SIGKILL');
-          } catch {
-            // Already gone.
-          }
-        }
-      }
-    });
-  }
-  const entry = pid === undefined ? `+dir ${dir}` : `+${pid}`;
-  live.add(entry);
-  tell(entry);
-}
-
-function untrack({ pid, dir }) {
-  const entry = pid === undefined ? `+dir ${dir}` : `+${pid}`;
-  if (!live.delete(entry)) return;
-  if (watchdog) tell(pid === undefined ? `-dir ${dir}` : `-${pid}`);
 }
