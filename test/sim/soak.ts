@@ -15,9 +15,11 @@ import {
   CANARIES,
   type CanaryKind,
   canaryScenario,
+  fenceScenario,
   handoffScenario,
   livenessScenario,
   minorityStallScenario,
+  queueScenario,
   safeScenario,
 } from './schedule.js';
 import { runScenario, type Scenario } from './world.js';
@@ -50,6 +52,18 @@ const FAMILIES = [
     minorityFaults: true,
     arb: minorityStallScenario(),
     replay: 'liveness.test.ts -t "in the middle of a round"',
+  },
+  {
+    name: 'queue (fair waiting)',
+    weight: 1,
+    arb: queueScenario(),
+    replay: 'queue.test.ts -t "first come"',
+  },
+  {
+    name: 'fence (lost, expired)',
+    weight: 1,
+    arb: fenceScenario(),
+    replay: 'queue.test.ts -t "each holder gets a token"',
   },
   ...CANARIES.map((kind) => ({
     name: `canary: ${kind}`,
