@@ -2,40 +2,22 @@
  * `quorumlock doctor`, `status` and `run` on a zk:// URL, built
  * (dist/cli/main.js), against a real 3-server ensemble.
  */
-import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ProviderStatusReport } from '../../src/cli/backends.js';
 import type { DoctorReport } from '../../src/cli/doctor.js';
 import { type ZkLockState, ZooKeeperLocks } from '../../src/zookeeper/index.js';
+import { requireBuiltCli, runCli } from '../harness/cli.js';
 import { startZooKeeper, type ZooKeeper } from '../harness/zookeeper.mjs';
 
-const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
-
-function cli(
-  args: string[],
-  url: string,
-): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    env: { PATH: process.env.PATH, QUORUMLOCK_NODES: url },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (c: Buffer) => {
-    stdout += c.toString();
-  });
-  child.stderr.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  return new Promise((resolve) => child.once('exit', (code) => resolve({ code, stdout, stderr })));
+/** Runs the command with the ensemble's URL in QUORUMLOCK_NODES. */
+function cli(args: string[], url: string) {
+  return runCli(args, { QUORUMLOCK_NODES: url });
 }
 
 let zk: ZooKeeper;
 let url: string;
 beforeAll(async () => {
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first`);
+  requireBuiltCli();
   zk = await startZooKeeper({ size: 3 });
   url = zk.url('/cli');
 });
