@@ -174,6 +174,9 @@ export interface ProviderOptions {
 
 const CORE_KEYS = ['ttl', 'retry', 'fencing', 'renew'];
 
+/** Longest an aborted acquire waits for its backend to leave the store's queue, ms. */
+const ABORT_SETTLE_MS = 2000;
+
 /** Consecutive failed tries (store unreachable) after which acquire gives up. */
 const MAX_FAILED_TRIES = 3;
 
@@ -413,7 +416,7 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
     } catch (err) {
       if (signal.aborted) {
         // The try may still win after we stopped waiting for it: give it back then.
-        this.#track(
+        const givenBack = this.#track(
           pending.then(
             (late) => {
               if (late.kind === 'acquired') return this.#backend.release(late.handle, a.resources);
@@ -422,6 +425,15 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
             () => undefined,
           ),
         );
+        // The backend leaves the store's queue on abort; reject once it has (within a bound,
+        // for a store that no longer answers), so nothing is left queued when the caller resumes.
+        await new Promise<void>((resolve) => {
+          const cancel = clock.setTimer(resolve, ABORT_SETTLE_MS, { keepAlive: false });
+          givenBack.then(() => {
+            cancel();
+            resolve();
+          });
+        });
       }
       throw err;
     }

@@ -72,6 +72,34 @@ export const mysqlDialect: SqlDialect = {
     const row = rows[0] ?? {};
     return keys.map((_, i) => Number(row[`l${i}`]) === 1);
   },
+  async waitLock(s, keys, waitMs, timeoutMs) {
+    const deadline = performance.now() + waitMs;
+    const taken: bigint[] = [];
+    for (const key of keys) {
+      const seconds = Math.max(0, deadline - performance.now()) / 1000;
+      let ok = false;
+      try {
+        const { rows } = await s.query(
+          'SELECT GET_LOCK(?, ?) AS ok',
+          [lockName(key), seconds.toFixed(3)],
+          seconds * 1000 + timeoutMs,
+        );
+        ok = Number(rows[0]?.ok) === 1;
+      } catch (err) {
+        // ER_QUERY_INTERRUPTED: an abort cancelled the wait (KILL QUERY).
+        if ((err as { errno?: unknown } | null)?.errno !== 1317) throw err;
+      }
+      if (!ok) {
+        if (taken.length > 0) await mysqlDialect.unlock(s, taken, timeoutMs);
+        return keys.map(() => false);
+      }
+      taken.push(key);
+    }
+    return keys.map(() => true);
+  },
+  async cancel(s, id, timeoutMs) {
+    await s.query('KILL QUERY ?', [Number(id)], timeoutMs);
+  },
   async unlock(s, keys, timeoutMs) {
     const calls = keys.map(() => 'RELEASE_LOCK(?)').join(', ');
     await s.query(`DO ${calls}`, keys.map(lockName), timeoutMs);

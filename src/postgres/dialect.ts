@@ -62,6 +62,28 @@ export const postgresDialect: SqlDialect = {
     );
     return rows.map((r) => r.ok === true);
   },
+  async waitLock(s, keys, waitMs, timeoutMs) {
+    // One row, its columns evaluated left to right: lock_timeout first, then each key in order.
+    const locks = keys.map((_, i) => `pg_advisory_lock($${i + 2}::bigint)`).join(', ');
+    try {
+      await s.query(
+        `SELECT set_config('lock_timeout', $1, true), ${locks}`,
+        [`${Math.max(1, Math.ceil(waitMs))}ms`, ...text(keys)],
+        waitMs + timeoutMs,
+      );
+      return keys.map(() => true);
+    } catch (err) {
+      const code = (err as { code?: unknown } | null)?.code;
+      // lock_not_available (lock_timeout) or query_canceled (an abort): nothing waits any more,
+      // and session locks taken before the error outlive the failed statement.
+      if (code !== '55P03' && code !== '57014') throw err;
+      await s.query('SELECT pg_advisory_unlock_all()', [], timeoutMs);
+      return keys.map(() => false);
+    }
+  },
+  async cancel(s, id, timeoutMs) {
+    await s.query('SELECT pg_cancel_backend($1::int)', [Number(id)], timeoutMs);
+  },
   async unlock(s, keys, timeoutMs) {
     await s.query(
       'SELECT pg_advisory_unlock(k) FROM unnest($1::bigint[]) AS t(k)',

@@ -48,6 +48,19 @@ export interface SqlDialect {
   open(url: string, connectTimeoutMs: number): Promise<SqlConnection>;
   /** Tries to take every key without waiting; true per key it took. */
   tryLock(s: SqlSession, keys: readonly bigint[], timeoutMs: number): Promise<boolean[]>;
+  /**
+   * Waits up to `waitMs` in the server's queue for every key, in order; true
+   * per key (all false when the wait timed out or was cancelled: keys taken
+   * meanwhile are released). `timeoutMs` is the deadline beyond the wait.
+   */
+  waitLock(
+    s: SqlSession,
+    keys: readonly bigint[],
+    waitMs: number,
+    timeoutMs: number,
+  ): Promise<boolean[]>;
+  /** Cancels the statement that session `id` runs (its lock wait), from session `s`. */
+  cancel(s: SqlSession, id: string, timeoutMs: number): Promise<void>;
   /** Releases keys this session holds. */
   unlock(s: SqlSession, keys: readonly bigint[], timeoutMs: number): Promise<void>;
   /** Bumps the counter row of every key, recording `holder`; the new token per key. */
@@ -82,6 +95,12 @@ export interface SqlOptions {
   /** Released sessions kept open for the next acquisitions. Default 4. */
   readonly maxIdle?: number;
 }
+
+/**
+ * Longest single wait in the server's queue; a longer `wait` queues again
+ * (a waiter whose session died meanwhile is dropped by then).
+ */
+const WAIT_CHUNK_MS = 10_000;
 
 /** Option names of SqlOptions. */
 export const SQL_OPTION_KEYS = ['fenceTable', 'connectTimeout', 'queryTimeout', 'maxIdle'];
@@ -224,10 +243,16 @@ export class SqlBackend implements LockBackend<SqlHold, SqlLockState> {
     const keys = keysOf(request.resources);
     const timeout = Math.min(this.#options.queryTimeout, request.ttl);
     const session = await this.#take('acquire');
-    // The session is confirmed from the moment the lock statement is sent.
     const startedAt = this.#clock.now();
+    // A statement answered proves the session alive up to its answer, so from
+    // its start at the latest: the session is confirmed from this moment.
+    let confirmedAt = startedAt;
+    const wait = Math.min(request.wait, WAIT_CHUNK_MS);
     try {
-      const got = await this.#dialect.tryLock(session, keys, timeout);
+      const got =
+        wait > 0
+          ? await this.#waitLock(session, keys, wait, timeout, request.signal)
+          : await this.#dialect.tryLock(session, keys, timeout);
       if (!got.every(Boolean)) {
         const taken = keys.filter((_, i) => got[i]);
         if (taken.length > 0) await this.#dialect.unlock(session, taken, timeout);
@@ -238,17 +263,21 @@ export class SqlBackend implements LockBackend<SqlHold, SqlLockState> {
       const unwatch = session.onEnd((cause) =>
         request.lose(`its ${this.#dialect.label} session ended`, cause),
       );
+      // After a wait, the next statement's start is the first moment known to be held.
+      if (wait > 0) confirmedAt = this.#clock.now();
       let fences: Record<string, number> = {};
       if (this.#settings.fencing) {
         const tokens = await this.#bump(session, keys, request.value, timeout);
         const byKey = new Map(keys.map((k, i) => [k, tokens[i]!]));
         fences = Object.fromEntries(request.resources.map((r) => [r, byKey.get(lockKey(r))!]));
+      } else if (wait > 0) {
+        await session.query('SELECT 1', [], timeout);
       }
       return {
         kind: 'acquired',
         handle: { session, keys, unwatch },
         fences,
-        deadline: startedAt + request.ttl,
+        deadline: confirmedAt + request.ttl,
         outcomes: [this.#outcome('acquired', startedAt)],
       };
     } catch (err) {
@@ -362,6 +391,40 @@ export class SqlBackend implements LockBackend<SqlHold, SqlLockState> {
       return;
     }
     this.#idle.push(session);
+  }
+
+  /**
+   * Waits up to `waitMs` in the server's own queue for every key, in the one
+   * ascending order (so two waiters never deadlock). An abort cancels the
+   * waiting statement from another session, so nothing stays queued.
+   */
+  async #waitLock(
+    session: SqlSession,
+    keys: readonly bigint[],
+    waitMs: number,
+    timeout: number,
+    signal: AbortSignal,
+  ): Promise<boolean[]> {
+    const cancel = () => {
+      void (async () => {
+        const other = await this.#take('cancel');
+        try {
+          await this.#dialect.cancel(other, session.id, timeout);
+          this.#give(other);
+        } catch (err) {
+          other.destroy(err);
+        }
+      })().catch(() => {
+        // Could not reach the server to cancel: drop the waiting session instead.
+        session.destroy();
+      });
+    };
+    signal.addEventListener('abort', cancel, { once: true });
+    try {
+      return await this.#dialect.waitLock(session, keys, waitMs, timeout);
+    } finally {
+      signal.removeEventListener('abort', cancel);
+    }
   }
 
   /** Bumps the fence rows, creating the table on first use. */
