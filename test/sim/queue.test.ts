@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { countByInvariant } from './checker.js';
 import { explain, simParameters } from './replay.js';
 import { fenceScenario, queueScenario } from './schedule.js';
 import { runScenario, type Scenario } from './world.js';
@@ -292,4 +293,69 @@ describe('fence tokens across lost data and expired counters (I2, I3)', () => {
       simParameters(150),
     );
   }, 300_000);
+});
+
+describe('fence seeds after a restart that lost the data (docs/safety.md, restart condition 3)', () => {
+  /**
+   * c0's wall clock agrees with the nodes': its proposal (wall plus the
+   * client's margin) is taken, and its token sits that margin above server
+   * time. n0 and n1 then lose their data and come back `restartAfter` ms
+   * later; c1 (wall 1.5 s behind: its proposal is refused) is cut off from n2
+   * and gets n0 and n1, which seed from their own clocks.
+   */
+  const run = (restartAfter: number) => {
+    const node = { clock: { wallOffset: 1700000000000, rate: 1 } };
+    const link = { requestDelay: 0.5, replyDelay: 0.5, jitter: 0 };
+    const op = {
+      kind: 'acquire' as const,
+      resources: ['a'],
+      wait: 1000,
+      hold: 10,
+      writes: 1,
+      think: 0,
+    };
+    const s: Scenario = {
+      seed: 1,
+      options: {
+        ttl: 200,
+        nodeTimeout: 10,
+        driftFactor: 0.01,
+        driftMs: 2,
+        retry: { minDelay: 1, maxDelay: 5 },
+      },
+      nodes: [node, node, node],
+      clients: [
+        { clock: {}, link, startAt: 0, program: [op] },
+        {
+          clock: { wallOffset: 1700000000000 - 1500 },
+          link,
+          startAt: 50 + restartAfter + 50,
+          program: [op],
+        },
+      ],
+      faults: [
+        { at: 40, kind: 'crash', node: 0, keepData: false, restartAfter },
+        { at: 40, kind: 'crash', node: 1, keepData: false, restartAfter },
+        { at: 0, kind: 'partition', node: 2, client: 1, mode: 'both', duration: 100_000 },
+      ],
+    };
+    return { s, r: runScenario(s) };
+  };
+
+  it('a restart longer than the node clocks apart plus 1 s keeps tokens growing', async () => {
+    const { s, r } = run(1_100);
+    const result = await r;
+    expect(result.stats.acquired, explain(s, result)).toBe(2);
+    expect(result.violations.length + result.problems.length, explain(s, result)).toBe(0);
+  });
+
+  it('canary: a restart within the 1 s a proposal may run ahead lets a later holder get a smaller token', async () => {
+    const { s, r } = run(60);
+    const result = await r;
+    const c = countByInvariant(result.violations);
+    expect(result.stats.acquired, explain(s, result)).toBe(2);
+    expect(c.I2, explain(s, result)).toBeGreaterThan(0);
+    // The guarded store still refuses the smaller token.
+    expect(c.I3, explain(s, result)).toBe(0);
+  });
 });

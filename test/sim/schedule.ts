@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check';
 import { QUEUE_REFRESH_MS } from '../../src/redlock.js';
-import type { LinkSpec } from './node.js';
+import { type LinkSpec, SEED_WINDOW_US } from './node.js';
 import {
   type ClientSetup,
   type Fault,
@@ -196,14 +196,17 @@ const rawFault = (nodes: number, clients: number): fc.Arbitrary<Fault> => {
 /**
  * Fits faults to the assumptions: a node that loses its data stays down
  * longer than any key can live, and longer than node wall clocks can
- * disagree (so fence counters it re-seeds from TIME start above every token
- * issued before); a node's wall clock steps forward by at most driftMs in
+ * disagree plus the window a seed proposal may run ahead of a node's clock
+ * (so fence counters it re-seeds start above every token issued before); a node's wall clock steps forward by at most driftMs in
  * total.
  */
 function constrain(s: Scenario): Scenario {
   const backward = s.faults.filter((f) => f.kind === 'nodeClockStep' && f.ms < 0).length;
   const spread = nodeClockSpread(horizonOf(s) + 4 * maxTtlOf(s), MAX_RATE_ERROR) + 2 * backward;
-  const floor = Math.ceil(Math.max(maxTtlOf(s) * (1 + 3 * MAX_RATE_ERROR), spread)) + 5;
+  // A fresh counter may start up to the seed window above its node's clock (docs/safety.md, restart condition 3).
+  const seedWindow = SEED_WINDOW_US / 1000;
+  const floor =
+    Math.ceil(Math.max(maxTtlOf(s) * (1 + 3 * MAX_RATE_ERROR), spread + seedWindow)) + 5;
   const forward = new Map<number, number>();
   const faults = [...s.faults]
     .sort((a, b) => a.at - b.at)
