@@ -197,8 +197,8 @@ const rawFault = (nodes: number, clients: number): fc.Arbitrary<Fault> => {
  * Fits faults to the assumptions: a node that loses its data stays down
  * longer than any key can live, and longer than node wall clocks can
  * disagree plus the window a seed proposal may run ahead of a node's clock
- * (so fence counters it re-seeds start above every token issued before); a node's wall clock steps forward by at most driftMs in
- * total.
+ * (so fence counters it re-seeds start above every token issued before); a
+ * node's wall clock steps forward by at most driftMs in total.
  */
 function constrain(s: Scenario): Scenario {
   const backward = s.faults.filter((f) => f.kind === 'nodeClockStep' && f.ms < 0).length;
