@@ -112,7 +112,7 @@ const plan = quick
       cont: { durationMs: 1000, clients: 16, holdMs: 1, warmPairs: 5 },
       degr: { durationMs: 200, warmupMs: 50, settleMs: 50, capMs: 500 },
       multi: { durationMs: 400, warmupPairs: 1 },
-      memory: { pairs: 5000, concurrency: 16 },
+      memory: { pairs: 10_000, concurrency: 16 },
       order: { trials: 3, waiters: 4, spacingMs: 40, holdMs: 5 },
     }
   : {
