@@ -709,6 +709,8 @@ export class Redlock implements LockProvider {
 
     if (!round.ok) {
       this.#undo(plan, value, round);
+      // Nodes may be handing us the lock itself: hear every node before judging that.
+      if (plan.handable && plan.grants.some((g) => g !== undefined)) await round.settled;
       if (isInfrastructureFailure(round.outcomes, quorum))
         return finish({ kind: 'quorum', outcomes: round.outcomes });
       if (ticketMax > plan.ticket) plan.ticket = ticketMax;

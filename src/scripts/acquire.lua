@@ -34,7 +34,8 @@
 --         ttl in ms of another holder's key (-1 when none; for a caller that does
 --         not wait, turns count as holders), ticket and rank (0 = first) of the
 --         waiter in the queues (0 and -1 when not queued), turn the longest
---         remaining ms of another waiter's turn (0 when none), fence the counter
+--         remaining ms of another waiter's turn or handed-over lock (0 when
+--         none; those do not count as holders for a waiter), fence the counter
 --         of the first resource (0 unless the waiter can be handed the lock).
 local n = tonumber(ARGV[4])
 local prefix = ARGV[2]
@@ -130,7 +131,7 @@ for i = 1, n do
   if v and v ~= mark and string.sub(v, 1, #prefix) ~= prefix then
     taken = true
     local pttl = redis.call('PTTL', KEYS[i])
-    if member ~= '' and string.sub(v, 1, 6) == '~turn~' then
+    if member ~= '' and (string.sub(v, 1, 6) == '~turn~' or string.sub(v, -2) == '.g') then
       if pttl > turn_ttl then turn_ttl = pttl end
     elseif pttl > holder_ttl then
       holder_ttl = pttl
