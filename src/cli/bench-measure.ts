@@ -27,11 +27,27 @@ const ACQUIRE_WAIT_MS = 5_000;
 /** Unrecorded cycles before a measurement: connections, script loading, JIT. */
 const WARMUP_CYCLES = 20;
 
+/** The failed operations of a measurement, counted by error code. */
+export class ErrorTally {
+  count = 0;
+  readonly byCode: Record<string, number> = {};
+  /** The last error, rethrown when nothing at all succeeded. */
+  last: unknown;
+
+  add(err: unknown): void {
+    this.count++;
+    this.last = err;
+    const code = (err as { code?: unknown } | undefined)?.code;
+    const key = typeof code === 'string' ? code : err instanceof Error ? err.name : 'unknown';
+    this.byCode[key] = (this.byCode[key] ?? 0) + 1;
+  }
+}
+
 /** Raw latencies of the sequential measurement, in ms. */
 export interface SequentialSamples {
   readonly acquire: number[];
   readonly release: number[];
-  readonly errors: number;
+  readonly errors: ErrorTally;
 }
 
 /** One client, one lock at a time, `samples` acquire/release cycles on `resource`. */
@@ -44,8 +60,7 @@ export async function measureSequential(
 ): Promise<SequentialSamples> {
   const acquire: number[] = [];
   const release: number[] = [];
-  let errors = 0;
-  let lastError: unknown;
+  const errors = new ErrorTally();
   for (let i = -WARMUP_CYCLES; i < samples; i++) {
     try {
       const t0 = performance.now();
@@ -58,12 +73,11 @@ export async function measureSequential(
         release.push(t2 - t1);
       }
     } catch (err) {
-      errors++;
-      lastError = err;
+      errors.add(err);
     }
     if (i >= 0 && i % 25 === 0) onProgress(i / samples);
   }
-  if (acquire.length === 0) throw lastError;
+  if (acquire.length === 0) throw errors.last;
   return { acquire, release, errors };
 }
 
@@ -72,7 +86,7 @@ export interface ThroughputSamples {
   readonly acquire: number[];
   readonly cycles: number;
   readonly elapsedMs: number;
-  readonly errors: number;
+  readonly errors: ErrorTally;
 }
 
 /** `concurrency` loops of acquire/release on distinct resources for `durationMs`. */
@@ -86,8 +100,7 @@ export async function measureThroughput(
 ): Promise<ThroughputSamples> {
   const acquire: number[] = [];
   let cycles = 0;
-  let errors = 0;
-  let lastError: unknown;
+  const errors = new ErrorTally();
   const start = performance.now();
   const deadline = start + durationMs;
   const ticker = setInterval(() => onProgress((performance.now() - start) / durationMs), 250);
@@ -101,8 +114,7 @@ export async function measureThroughput(
         await lock.release();
         cycles++;
       } catch (err) {
-        errors++;
-        lastError = err;
+        errors.add(err);
       }
     }
   };
@@ -111,7 +123,7 @@ export async function measureThroughput(
   } finally {
     clearInterval(ticker);
   }
-  if (cycles === 0) throw lastError;
+  if (cycles === 0) throw errors.last;
   return { acquire, cycles, elapsedMs: performance.now() - start, errors };
 }
 
@@ -120,7 +132,7 @@ export interface ContendedSamples {
   readonly handoff: number[];
   readonly perClient: number[];
   readonly elapsedMs: number;
-  readonly errors: number;
+  readonly errors: ErrorTally;
 }
 
 /**
@@ -139,8 +151,7 @@ export async function measureContended(
 ): Promise<ContendedSamples> {
   const handoff: number[] = [];
   const perClient = providers.map(() => 0);
-  let errors = 0;
-  let lastError: unknown;
+  const errors = new ErrorTally();
   let releaseStartedAt: number | undefined;
   const stop = new AbortController();
   const start = performance.now();
@@ -153,8 +164,7 @@ export async function measureContended(
         lock = await provider.acquire(resource, { ttl, signal: stop.signal });
       } catch (err) {
         if (!stop.signal.aborted) {
-          errors++;
-          lastError = err;
+          errors.add(err);
         }
         continue;
       }
@@ -167,8 +177,7 @@ export async function measureContended(
       try {
         await lock.release();
       } catch (err) {
-        errors++;
-        lastError = err;
+        errors.add(err);
       }
     }
   };
@@ -178,7 +187,7 @@ export async function measureContended(
     clearTimeout(timer);
     clearInterval(ticker);
   }
-  if (perClient.every((n) => n === 0) && lastError !== undefined) throw lastError;
+  if (perClient.every((n) => n === 0) && errors.count > 0) throw errors.last;
   return { handoff, perClient, elapsedMs: performance.now() - start, errors };
 }
 

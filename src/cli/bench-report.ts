@@ -60,6 +60,8 @@ export interface BenchResult {
     readonly acquire: LatencySummary;
     readonly release: LatencySummary;
     readonly errors: number;
+    /** The failures by error code (a LockError's `code`, else the error's name). */
+    readonly errorCodes: Readonly<Record<string, number>>;
   };
   /** `concurrency` acquire/release loops on distinct resources for `durationMs`. */
   readonly throughput: {
@@ -69,6 +71,8 @@ export interface BenchResult {
     readonly cyclesPerSecond: number;
     readonly acquire: LatencySummary;
     readonly errors: number;
+    /** The failures by error code (a LockError's `code`, else the error's name). */
+    readonly errorCodes: Readonly<Record<string, number>>;
   };
   /** `clients` independent clients taking turns on one resource for `durationMs`. */
   readonly contended: {
@@ -82,6 +86,8 @@ export interface BenchResult {
     /** Each client's share of the acquisitions (1/clients each when perfectly fair). */
     readonly shares: readonly number[];
     readonly errors: number;
+    /** The failures by error code (a LockError's `code`, else the error's name). */
+    readonly errorCodes: Readonly<Record<string, number>>;
   };
 }
 
@@ -156,6 +162,10 @@ export function markdown(r: BenchResult): string {
     `| contended shares, lowest–highest | ${pct(Math.min(...r.contended.shares))}–${pct(Math.max(...r.contended.shares))} | |`,
     '',
   );
+  const errors = (['sequential', 'throughput', 'contended'] as const).flatMap((m) =>
+    Object.entries(r[m].errorCodes).map(([code, n]) => `${m} ${code} ×${n}`),
+  );
+  if (errors.length > 0) lines.push(`Errors by code: ${errors.join(', ')}.`, '');
   return lines.join('\n');
 }
 

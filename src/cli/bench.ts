@@ -233,7 +233,8 @@ async function bench(
     sequential: {
       acquire: summarize(sequential.acquire),
       release: summarize(sequential.release),
-      errors: sequential.errors,
+      errors: sequential.errors.count,
+      errorCodes: sequential.errors.byCode,
     },
     throughput: {
       concurrency: settings.concurrency,
@@ -241,7 +242,8 @@ async function bench(
       cycles: throughput.cycles,
       cyclesPerSecond: perSecond(throughput.cycles, throughput.elapsedMs),
       acquire: summarize(throughput.acquire),
-      errors: throughput.errors,
+      errors: throughput.errors.count,
+      errorCodes: throughput.errors.byCode,
     },
     contended: {
       clients: settings.clients,
@@ -253,7 +255,8 @@ async function bench(
       shares: contended.perClient.map((n) =>
         acquisitions === 0 ? 0 : Math.round((n / acquisitions) * 1000) / 1000,
       ),
-      errors: contended.errors,
+      errors: contended.errors.count,
+      errorCodes: contended.errors.byCode,
     },
   };
 

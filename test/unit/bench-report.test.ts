@@ -69,7 +69,7 @@ describe('markdown', () => {
       ],
       physicalLimitMs: 0.5,
     },
-    sequential: { acquire: s, release: s, errors: 0 },
+    sequential: { acquire: s, release: s, errors: 0, errorCodes: {} },
     throughput: {
       concurrency: 4,
       durationMs: 1000,
@@ -77,6 +77,7 @@ describe('markdown', () => {
       cyclesPerSecond: 10,
       acquire: s,
       errors: 1,
+      errorCodes: { ERR_LOCK_QUORUM: 1 },
     },
     contended: {
       clients: 2,
@@ -87,6 +88,7 @@ describe('markdown', () => {
       handoff: s,
       shares: [0.25, 0.75],
       errors: 0,
+      errorCodes: {},
     },
   };
 
@@ -98,6 +100,7 @@ describe('markdown', () => {
     expect(text).toContain('| sequential acquire | 3 | 2.00 | 3.00 | 3.00 | 3.00 | 3.00 | 2.00 |');
     expect(text).toContain('| acquire+release cycles/s at concurrency 4 | 10 | 1 |');
     expect(text).toContain('| contended shares, lowest–highest | 25%–75% | |');
+    expect(text).toContain('Errors by code: throughput ERR_LOCK_QUORUM ×1.');
   });
 
   it('says round trips are measured for Redis only when there are none', () => {
