@@ -266,7 +266,14 @@ describe('SimServer waiter queues, turns and hand-overs (acquire.lua, release.lu
     await w.sched.run();
     expect(rel.value).toBe(1);
     expect(w.notices).toEqual([`A ${A} ${K[0]} g 6001 50`, `B ${B} ${K[0]} 50`]);
-    expect(other.value).toMatchObject({ ok: false, holderTtl: 40, ticket: 2, rank: 0 });
+    // For another waiter a handed-over lock is not a holder: it counts as a turn.
+    expect(other.value).toMatchObject({
+      ok: false,
+      holderTtl: -1,
+      turnTtl: 40,
+      ticket: 2,
+      rank: 0,
+    });
     expect(barge.value).toMatchObject({ ok: false, holderTtl: 35 });
     // A finds the lock handed to it: its remaining grace and the fence, nothing written.
     expect(mine.value).toEqual({

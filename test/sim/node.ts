@@ -537,8 +537,8 @@ export class SimServer {
       if (v !== null && v !== mark && !v.startsWith(prefix)) {
         taken = true;
         const pttl = this.#pttl(at(i).k);
-        // For a caller that does not wait, turns count as holders.
-        if (member !== '' && v.startsWith('~turn~')) {
+        // For a waiter, turns and handed-over locks are not holders; for a caller that does not wait they are.
+        if (member !== '' && (v.startsWith('~turn~') || v.endsWith('.g'))) {
           if (pttl > turnTtl) turnTtl = pttl;
         } else if (pttl > holderTtl) holderTtl = pttl;
       }
