@@ -113,8 +113,11 @@ describe('ZooKeeper under faults', () => {
       proxy.blackhole(true);
       const startedOther = performance.now();
       const next = await other.acquire('r', { wait: 20_000 });
-      record('other', 'other', next, startedOther);
+      const theirs = record('other', 'other', next, startedOther);
       expect(await gone).toBeInstanceOf(LockLostError);
+      // The holder had stopped acting on the lock before the other client got it.
+      expect(mine.releasedAt).not.toBeNull();
+      expect(mine.releasedAt!).toBeLessThan(theirs.okAt!);
       expect(next.fence).toBeGreaterThan(lock.fence!);
       await next.release();
     } finally {
