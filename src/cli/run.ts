@@ -327,9 +327,11 @@ async function supervise(
 
   // Renewal keeps remaining() near ttl; when it has not for so long that only
   // `grace` is left, the lock is as good as lost: start stopping the child now.
+  // SIGTERM is aimed one more margin early, so a late timer still leaves the
+  // child its whole grace before SIGKILL.
   const watch = () => {
     const left = lock.remaining() - margin;
-    if (left <= plan.grace) {
+    if (left <= plan.grace + margin) {
       terminate(
         left <= 0
           ? 'the lock expired before it could be renewed'
@@ -337,7 +339,7 @@ async function supervise(
       );
       return;
     }
-    const timer = setTimeout(watch, left - plan.grace);
+    const timer = setTimeout(watch, left - plan.grace - margin);
     cancelWatch = () => clearTimeout(timer);
   };
   watch();
