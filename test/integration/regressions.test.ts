@@ -36,12 +36,12 @@ function slowAcquire(base: Redlock, delayMs: number): LockNode[] {
 describe('renewal', () => {
   it('renews a lock whose acquire round used most of its ttl before the validity left runs out', async () => {
     const base = new Redlock(ensemble.urls);
-    const redlock = Redlock.fromNodes(slowAcquire(base, 200), { nodeTimeout: 1_000 }, systemClock);
-    // Acquired with about 90 ms of a 300 ms ttl left: a renewal at ttl/3 would come too late.
-    const lock = await redlock.acquire('slow', { ttl: 300, renew: true });
+    const redlock = Redlock.fromNodes(slowAcquire(base, 500), { nodeTimeout: 1_000 }, systemClock);
+    // Acquired with about 190 ms of a 700 ms ttl left: a renewal at ttl/3 would come too late.
+    const lock = await redlock.acquire('slow', { ttl: 700, renew: true });
     expect(lock.remaining()).toBeGreaterThan(0);
-    expect(lock.remaining()).toBeLessThan(150);
-    await sleep(600);
+    expect(lock.remaining()).toBeLessThan(233);
+    await sleep(1_400);
     expect(lock.signal.reason).toBeUndefined();
     expect(lock.held).toBe(true);
     await lock.release();
