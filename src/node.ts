@@ -160,6 +160,7 @@ export class RedisNode implements LockNode {
   readonly client: Client;
   readonly #owned: boolean;
   #inFlight = 0;
+  #lastError: Error | undefined;
   /** True while writes to the socket are held (see #coalesce). */
   #corked = false;
   #everReady: boolean;
@@ -179,6 +180,10 @@ export class RedisNode implements LockNode {
     this.#owned = owned;
     this.#connectWaitMs = connectWaitMs;
     this.#everReady = client.status === 'ready';
+    // Why the connection failed last (refused, TLS, authentication): the cause of calls that cannot go out.
+    client.on('error', (err: Error) => {
+      this.#lastError = err;
+    });
     if (!this.#everReady) client.once('ready', () => (this.#everReady = true));
     // Load the scripts on every (re)connection, so the first round is one EVALSHA, not two calls.
     if (owned) {
@@ -422,7 +427,11 @@ export class RedisNode implements LockNode {
     const status = this.client.status;
     if (status === 'ready') return Promise.resolve();
     if (this.#everReady || !['wait', 'connecting', 'connect'].includes(status)) {
-      return Promise.reject(new NodeUnavailableError(`${this.id} is not connected (${status})`));
+      return Promise.reject(
+        new NodeUnavailableError(`${this.id} is not connected (${status})`, {
+          cause: this.#lastError,
+        }),
+      );
     }
     if (status === 'wait') (this.client as Redis).connect?.().catch(() => {});
     this.#connecting ??= new Promise<void>((resolve, reject) => {
@@ -436,7 +445,8 @@ export class RedisNode implements LockNode {
         else resolve();
       };
       const onReady = () => done();
-      const onEnd = () => done(new NodeUnavailableError(`${this.id} could not connect`));
+      const onEnd = () =>
+        done(new NodeUnavailableError(`${this.id} could not connect`, { cause: this.#lastError }));
       const timer = setTimeout(
         () =>
           done(new NodeUnavailableError(`${this.id} did not connect in ${this.#connectWaitMs} ms`)),

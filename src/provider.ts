@@ -344,6 +344,7 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
     let round = 0;
     let failures = 0;
     let lastTaken: TryOutcome<H> | undefined;
+    let waiting = false;
     try {
       for (;;) {
         const outcome = await this.#try(a, `${prefix}.${round++}`, deadline, signal).catch(
@@ -368,6 +369,10 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
               : undefined;
           return new AcquireTimeoutError(a.resources, a.wait, taken);
         }
+        if (!waiting) {
+          waiting = true;
+          publish('wait', () => ({ resources: a.resources, waiting: true }));
+        }
         const holderTtl = lastTaken?.kind === 'taken' ? lastTaken.holderTtl : undefined;
         const delay = Math.min(
           backoffDelay(round - 1, this.settings.retry),
@@ -377,6 +382,7 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
         await wake.sleep(clock, delay, signal);
       }
     } finally {
+      if (waiting) publish('wait', () => ({ resources: a.resources, waiting: false }));
       a.signal?.removeEventListener('abort', onAbort);
       this.#aborts.delete(controller);
       wake.dispose();

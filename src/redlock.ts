@@ -559,6 +559,7 @@ export class Redlock implements LockProvider {
             : undefined,
       );
 
+    publish('wait', () => ({ resources: a.resources, waiting: true }));
     try {
       if (signal.aborted) throw signal.reason;
       // Waiters of this process already queue for these resources: line up behind them.
@@ -631,6 +632,7 @@ export class Redlock implements LockProvider {
         plan.turn = wake.woken;
       }
     } finally {
+      publish('wait', () => ({ resources: a.resources, waiting: false }));
       a.signal?.removeEventListener('abort', onAbort);
       this.#aborts.delete(controller);
       wake.dispose();

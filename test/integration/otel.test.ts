@@ -173,6 +173,30 @@ describe('quorumlock/otel', () => {
     expect(waiters.points.map((p) => p.value)).toEqual([1]);
   });
 
+  it('counts a real waiter up while it waits and down once it holds the lock', async () => {
+    const redlock = new Redlock(ensemble.urls, { ttl: 5_000 });
+    try {
+      const held = await redlock.acquire('otel:wait');
+      const other = new Redlock(ensemble.urls, { ttl: 5_000 });
+      try {
+        const waiting = other.acquire('otel:wait', { wait: 5_000 });
+        let seen: number[] = [];
+        for (let i = 0; i < 100 && !seen.includes(1); i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          seen = (await points(metricNames.waiters)).points.map((p) => p.value);
+        }
+        expect(seen).toEqual([1]);
+        await held.release();
+        await (await waiting).release();
+        expect((await points(metricNames.waiters)).points.map((p) => p.value)).toEqual([0]);
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await redlock.close();
+    }
+  });
+
   it('keeps resource names off spans when asked, and never puts them on metrics', async () => {
     bridge.unsubscribe();
     bridge = instrumentQuorumlock({ meterProvider, tracerProvider, resourceNames: false });
