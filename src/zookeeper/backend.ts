@@ -152,16 +152,18 @@ export class ZkBackend implements LockBackend<ZkHold, ZkLockState> {
           request.value,
         );
         node.path = queued.path;
-        const turn = await waitTurn(ctx, queued, () =>
-          lose(`its lock node ${node.path} was deleted`),
-        );
+        // A deletion is reported even before the hold is armed: the core
+        // remembers it and gives back a hold that ends up acquired.
+        const turn = await waitTurn(ctx, queued, () => {
+          if (!hold.released) request.lose(`its lock node ${node.path} was deleted`);
+        });
         if (!turn) {
           stopState();
           await this.#remove(hold);
           return { kind: 'taken', outcomes: [this.#outcome('taken')] };
         }
         sentAt = turn.sentAt;
-        if (this.#options.fencing) fences[resource] = safeFence(turn.stat.czxid);
+        if (this.#options.fencing) fences[resource] = safeFence(turn.czxid);
       }
       if (client.state !== 'connected') {
         throw new ZkError('CONNECTION_LOSS', 'the connection was lost as the lock was taken');

@@ -76,6 +76,11 @@ export interface ZkClient {
   onState(listener: (state: ZkState) => void): () => void;
   /** Creates a node; resolves with its path (with the sequence suffix when sequential). */
   create(path: string, data: Buffer, mode: ZkCreateMode): Promise<string>;
+  /**
+   * Creates an ephemeral sequential node of this session; resolves with its
+   * path and the zxid of the transaction that created it (its czxid).
+   */
+  createEphemeralSequential(path: string, data: Buffer): Promise<{ path: string; zxid: bigint }>;
   /** Deletes a node at any version; false when it did not exist. */
   remove(path: string): Promise<boolean>;
   /** The node's Stat, or null when it does not exist. */
@@ -137,7 +142,11 @@ interface DriverClient {
 interface DriverConnection {
   socket?: { destroy(): void };
   onSocketData(buffer: Buffer): void;
-  queue(request: object, cb: Callback<{ payload: { path: string } }>): void;
+  queue(request: object, cb: Callback<CreateReply>): void;
+}
+interface CreateReply {
+  header: { zxid: Buffer };
+  payload: { path: string };
 }
 interface Driver {
   createClient(hosts: string, options: object): DriverClient;
@@ -250,6 +259,14 @@ class DriverZkClient implements ZkClient {
         ? this.#driver.CreateMode.PERSISTENT
         : this.#driver.CreateMode.EPHEMERAL_SEQUENTIAL;
     return this.#call<string>('create', path, (cb) => this.#client.create(path, data, flags, cb));
+  }
+
+  createEphemeralSequential(path: string, data: Buffer): Promise<{ path: string; zxid: bigint }> {
+    const flags = this.#driver.CreateMode.EPHEMERAL_SEQUENTIAL;
+    return this.#queueCreate('create', path, data, flags).then((reply) => ({
+      path: reply.payload.path,
+      zxid: reply.header.zxid.readBigInt64BE(),
+    }));
   }
 
   /** Whether the server creates container nodes (3.5+); known after the first container create. */
@@ -368,29 +385,52 @@ class DriverZkClient implements ZkClient {
 
   /** createContainer (opcode 19) through the library's queue; the reply is read as a create's. */
   #createContainer(path: string, data: Buffer): Promise<string> {
+    return this.#queueCreate(
+      'createContainer',
+      path,
+      data,
+      FLAG_CONTAINER,
+      OP_CREATE_CONTAINER,
+    ).then((reply) => reply.payload.path);
+  }
+
+  /**
+   * A create sent through the library's queue, for what its `create` hides:
+   * the reply header, whose zxid is the create's own transaction (the server
+   * builds the reply right after applying it), and opcodes it does not know.
+   */
+  #queueCreate(
+    op: string,
+    path: string,
+    data: Buffer,
+    flags: number,
+    opcode?: number,
+  ): Promise<CreateReply> {
     const jute = this.#jute;
     const header = new jute.protocol.RequestHeader!();
     const payload = new jute.protocol.CreateRequest!();
     payload.path = path;
     payload.data = data;
     payload.acl = this.#driver.ACL.OPEN_ACL_UNSAFE.map((acl) => acl.toRecord());
-    payload.flags = FLAG_CONTAINER;
+    payload.flags = flags;
     const request = new jute.Request(header, payload);
-    // The library parses a reply by the request's type and knows no opcode 19:
-    // send 19, then read the reply as a create's (its path comes first).
     header.type = jute.OP_CODES.CREATE;
-    const toBuffer = request.toBuffer.bind(request);
-    request.toBuffer = () => {
-      header.type = OP_CREATE_CONTAINER;
-      try {
-        return toBuffer();
-      } finally {
-        header.type = jute.OP_CODES.CREATE;
-      }
-    };
-    return this.#call<{ payload: { path: string } }>('createContainer', path, (cb) =>
+    if (opcode !== undefined) {
+      // The library parses a reply by the request's type and knows no other
+      // create opcode: send `opcode`, then read the reply as a create's (its path comes first).
+      const toBuffer = request.toBuffer.bind(request);
+      request.toBuffer = () => {
+        header.type = opcode;
+        try {
+          return toBuffer();
+        } finally {
+          header.type = jute.OP_CODES.CREATE;
+        }
+      };
+    }
+    return this.#call<CreateReply>(op, path, (cb) =>
       this.#client.connectionManager.queue(request, cb),
-    ).then((response) => response.payload.path);
+    );
   }
 
   #onDriverState(name: string): void {

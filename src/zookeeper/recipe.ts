@@ -15,7 +15,7 @@
  * expiring session is never adopted: CURATOR-604).
  */
 import type { Clock } from '../clock.js';
-import type { ZkClient, ZkStat } from './client.js';
+import type { ZkClient } from './client.js';
 import { ZkError } from './client.js';
 
 /** What a try needs around the client: its bounds and how to wait out a disconnect. */
@@ -37,12 +37,14 @@ export interface Queued {
   readonly path: string;
   /** The parent's children, read right behind the create in the same session's order. */
   readonly listed?: Promise<string[] | null>;
+  /** When this call created the node: the zxid that did, and when the create was sent. */
+  readonly created?: { readonly zxid: bigint; readonly sentAt: number };
 }
 
-/** Our turn came: the node we hold by, and its Stat. */
+/** Our turn came: the node we hold by, and the zxid that created it. */
 export interface Turn {
   readonly path: string;
-  readonly stat: ZkStat;
+  readonly czxid: bigint;
   /** Monotonic time the request that found us first was sent: the session lived then. */
   readonly sentAt: number;
 }
@@ -135,15 +137,16 @@ export async function enqueue(
         if (found) return { path: found };
       }
       unsure = true;
-      const created = ctx.client.create(
+      const sentAt = ctx.clock.now();
+      const created = ctx.client.createEphemeralSequential(
         `${parent}/${prefix}`,
         Buffer.from(value),
-        'ephemeral-sequential',
       );
       const listed = ctx.client.children(parent);
       // When the create fails, so does the listing; only the create's error counts.
       listed.catch(() => {});
-      return { path: await created, listed };
+      const { path, zxid } = await created;
+      return { path, listed, created: { zxid, sentAt } };
     } catch (err) {
       if (err instanceof ZkError && err.code === 'NO_NODE') {
         // The parent was missing or its container was just reaped: nothing was created.
@@ -194,16 +197,36 @@ export async function waitTurn(
   };
   let listed = queued.listed?.catch(() => undefined);
   let own: ReturnType<typeof readOwn> | undefined;
+  // The create's own answer stands only for the listing that came with it.
+  let created = queued.created;
   for (;;) {
     if (ctx.signal.aborted) throw ctx.signal.reason;
     const children = (await listed) ?? (await persist(ctx, () => client.children(parent)));
     const ownRead = own;
+    const justCreated = created;
     listed = undefined;
     own = undefined;
+    created = undefined;
     const queue = queueOrder(children ?? []);
     const index = queue.indexOf(ours);
     if (index < 0) {
       throw new ZkError('NO_NODE', `lock node ${path} is gone: its session expired`);
+    }
+    if (index === 0 && justCreated) {
+      // First in the queue we just joined: the create's reply told the zxid,
+      // and a node this session created is this session's. The deletion watch
+      // is armed right behind, and reports a node that is already gone.
+      client
+        .getData(path, (event) => {
+          if (event === 'deleted') onDeleted();
+        })
+        .then(
+          (got) => {
+            if (got === null) onDeleted();
+          },
+          () => {},
+        );
+      return { path, czxid: justCreated.zxid, sentAt: justCreated.sentAt };
     }
     if (index === 0) {
       const { got, sentAt } =
@@ -212,7 +235,7 @@ export async function waitTurn(
       if (got.stat.ephemeralOwner !== client.sessionId) {
         throw new ZkError('BAD_OWNER', `lock node ${path} belongs to another session`);
       }
-      return { path, stat: got.stat, sentAt };
+      return { path, czxid: got.stat.czxid, sentAt };
     }
     if (ctx.clock.now() >= ctx.until) return undefined;
     const predecessor = `${parent}/${queue[index - 1]}`;

@@ -51,6 +51,8 @@ describe('ZooKeeperLocks', () => {
     const b = locks(base);
     const l1 = await a.acquire('r');
     expect(Number.isSafeInteger(l1.fence)).toBe(true);
+    // The fence taken from the create's reply is the node's czxid as the server stores it.
+    expect((await b.inspect('r')).fence).toBe(l1.fence);
     expect(await b.tryAcquire('r')).toBeNull();
     await l1.release();
     const l2 = await b.acquire('r');
