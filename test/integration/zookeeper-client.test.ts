@@ -38,6 +38,10 @@ describe('ZooKeeper client adapter', () => {
     expect(got?.data.toString()).toBe('v');
     expect(got?.stat.ephemeralOwner).toBe(client.sessionId);
     expect(await client.children('/c')).toEqual([child.slice(3)]);
+    // The create's reply carries the zxid of its own transaction: the node's czxid.
+    const made = await client.createEphemeralSequential('/c/y-', Buffer.from('w'));
+    expect(made.zxid).toBe((await client.stat(made.path))?.czxid);
+    expect(await client.remove(made.path)).toBe(true);
     expect(await client.remove(child)).toBe(true);
     expect(await client.remove(child)).toBe(false);
     // A container goes once its last child has gone; a persistent node would stay.
