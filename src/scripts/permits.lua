@@ -218,32 +218,48 @@ if not granted then
 end
 
 if not granted then
-  local pttl = -1
+  local ticket, rank = 0, -1
+  if waits then
+    -- Queue (or refresh) this waiter: its proposal, raised past the tickets
+    -- already queued here when it is not queued yet.
+    ticket = tonumber(ARGV[12])
+    local mine = redis.call('ZSCORE', q, member)
+    if mine then
+      if tonumber(mine) > ticket then ticket = tonumber(mine) end
+    else
+      local last = redis.call('ZRANGE', q, -1, -1, 'WITHSCORES')[2]
+      if last and tonumber(last) + 1 > ticket then ticket = tonumber(last) + 1 end
+    end
+    if ticket < 1 then ticket = 1 end
+    local lease = tonumber(ARGV[13])
+    redis.call('ZADD', q, ticket, member)
+    redis.call('ZADD', e, now + lease, member)
+    redis.call('PEXPIRE', q, lease)
+    redis.call('PEXPIRE', e, lease)
+    rank = redis.call('ZRANK', q, member)
+  end
+  -- When to look again: when a permit in the way expires (its holder may have
+  -- died); the first waiter also when a turn in the way runs out unclaimed.
   local nearest
   if kind == 'r' then
     nearest = redis.call('ZSCORE', exp, 'w')
   elseif kind == 'w' then
     nearest = redis.call('ZRANGE', exp, -1, -1, 'WITHSCORES')[2]
-  else
+  elseif rank == 0 then
     nearest = redis.call('ZRANGE', exp, 0, 0, 'WITHSCORES')[2]
-  end
-  if nearest then pttl = tonumber(nearest) - now end
-  if not waits then return {0, pttl, 0, -1} end
-  local ticket = tonumber(ARGV[12])
-  local mine = redis.call('ZSCORE', q, member)
-  if mine then
-    if tonumber(mine) > ticket then ticket = tonumber(mine) end
   else
-    local last = redis.call('ZRANGE', q, -1, -1, 'WITHSCORES')[2]
-    if last and tonumber(last) + 1 > ticket then ticket = tonumber(last) + 1 end
+    local all = redis.call('ZRANGE', exp, 0, -1, 'WITHSCORES')
+    for i = 1, #all, 2 do
+      local v = redis.call('HGET', hold, all[i])
+      if v and string.sub(v, 1, 6) ~= '~turn~' then
+        nearest = all[i + 1]
+        break
+      end
+    end
   end
-  if ticket < 1 then ticket = 1 end
-  local lease = tonumber(ARGV[13])
-  redis.call('ZADD', q, ticket, member)
-  redis.call('ZADD', e, now + lease, member)
-  redis.call('PEXPIRE', q, lease)
-  redis.call('PEXPIRE', e, lease)
-  return {0, pttl, ticket, redis.call('ZRANK', q, member)}
+  local pttl = -1
+  if nearest then pttl = tonumber(nearest) - now end
+  return {0, pttl, ticket, rank}
 end
 
 local ttl = tonumber(ARGV[7])

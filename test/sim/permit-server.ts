@@ -284,28 +284,33 @@ function permits(s: PermitServer, keys: readonly string[], argv: readonly string
     if (head === undefined || (head === member && waits)) granted = room(kind, member, hint);
   }
   if (!granted) {
-    let nearest: number | undefined;
+    let ticket = 0;
+    let rank = -1;
+    if (waits) {
+      ticket = Number(argv[11]);
+      const mine = s.zset(q)?.get(member);
+      if (mine !== undefined) {
+        if (mine > ticket) ticket = mine;
+      } else {
+        const last = s.sorted(q).at(-1)?.[1];
+        if (last !== undefined && last + 1 > ticket) ticket = last + 1;
+      }
+      if (ticket < 1) ticket = 1;
+      const lease = Number(argv[12]);
+      s.zadd(q, ticket, member);
+      s.zadd(e, now + lease, member);
+      s.pexpire(q, lease);
+      s.pexpire(e, lease);
+      rank = s.sorted(q).findIndex(([m]) => m === member);
+    }
     const sortedExp = s.sorted(exp);
+    let nearest: number | undefined;
     if (kind === 'r') nearest = s.zset(exp)?.get('w');
     else if (kind === 'w') nearest = sortedExp.at(-1)?.[1];
-    else nearest = sortedExp[0]?.[1];
-    const pttl = nearest === undefined ? -1 : nearest - now;
-    if (!waits) return [0, pttl, 0, -1];
-    let ticket = Number(argv[11]);
-    const mine = s.zset(q)?.get(member);
-    if (mine !== undefined) {
-      if (mine > ticket) ticket = mine;
-    } else {
-      const last = s.sorted(q).at(-1)?.[1];
-      if (last !== undefined && last + 1 > ticket) ticket = last + 1;
-    }
-    if (ticket < 1) ticket = 1;
-    const lease = Number(argv[12]);
-    s.zadd(q, ticket, member);
-    s.zadd(e, now + lease, member);
-    s.pexpire(q, lease);
-    s.pexpire(e, lease);
-    return [0, pttl, ticket, s.sorted(q).findIndex(([m]) => m === member)];
+    else if (rank === 0) nearest = sortedExp[0]?.[1];
+    else
+      nearest = sortedExp.find(([f]) => !(holdMap().get(f) ?? '~turn~').startsWith('~turn~'))?.[1];
+    return [0, nearest === undefined ? -1 : nearest - now, ticket, rank];
   }
   const ttl = Number(argv[6]);
   s.hset(hold, granted, value);
