@@ -3,6 +3,7 @@
  * its schedule: link jitter, the library's backoff jitter (Math.random) and
  * workload choices all come from seeds that fast-check generated.
  */
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 
 /** A deterministic source of uniform numbers in [0, 1). */
 export interface Random {
@@ -42,5 +43,29 @@ export async function withMathRandom<T>(random: Random, fn: () => Promise<T>): P
     return await fn();
   } finally {
     Math.random = original;
+  }
+}
+
+const require = createRequire(import.meta.url);
+const crypto = require('node:crypto') as { randomBytes: (size: number) => Buffer };
+
+/**
+ * Runs `fn` with crypto.randomBytes (instance ids, value prefixes, hence
+ * waiter members and the order of equal tickets) drawn from `random`,
+ * restoring it afterwards, so that a run replays exactly.
+ */
+export async function withRandomBytes<T>(random: Random, fn: () => Promise<T>): Promise<T> {
+  const original = crypto.randomBytes;
+  crypto.randomBytes = (size: number) => {
+    const b = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) b[i] = random.int(256);
+    return b;
+  };
+  syncBuiltinESMExports();
+  try {
+    return await fn();
+  } finally {
+    crypto.randomBytes = original;
+    syncBuiltinESMExports();
   }
 }

@@ -20,7 +20,7 @@ import {
 } from './checker.js';
 import { type ClockSpec, Scheduler, SimClock } from './clock.js';
 import { type LinkSpec, type Partition, SimServer } from './node.js';
-import { seeded, withMathRandom } from './random.js';
+import { seeded, withMathRandom, withRandomBytes } from './random.js';
 
 /** A Redis node of a scenario. */
 export interface NodeSetup {
@@ -231,7 +231,9 @@ export function horizonOf(s: Scenario): number {
 
 /** Runs a scenario to completion and checks its history. */
 export async function runScenario(s: Scenario): Promise<RunResult> {
-  return withMathRandom(seeded(s.seed), () => run(s));
+  return withMathRandom(seeded(s.seed), () =>
+    withRandomBytes(seeded((s.seed ^ 0x27d4eb2f) >>> 0), () => run(s)),
+  );
 }
 
 async function run(s: Scenario): Promise<RunResult> {
