@@ -7,6 +7,7 @@ import {
   checkFenceOrder,
   checkLiveness,
   checkMutualExclusion,
+  checkQueue,
   emptyHistory,
   FencedStore,
   type History,
@@ -193,6 +194,43 @@ describe('I5 cleanup', () => {
     const vs = checkCleanup(h);
     expect(vs).toHaveLength(1);
     expect(vs[0]?.message).toMatch(/^n0 still holds p\.0/);
+  });
+});
+
+describe('I6 queue', () => {
+  // w waits from 0 (queued by 5); x holds until 40, then y, then w.
+  const x = held('x', 1, 1000, { startedAt: 0, releasedAt: 40 });
+  const w: Acquisition = held('w', 90, 1000, { startedAt: 0, releasedAt: 100 });
+  const bound = { acquisition: 'w', after: 5, gap: 20 };
+
+  it('accepts a waiter served in arrival order with short hand-overs', () => {
+    const y = held('y', 50, 1000, { startedAt: 2, releasedAt: 80 });
+    expect(checkQueue(history({ acquisitions: [x, y, w], fairness: [bound] }))).toEqual([]);
+  });
+
+  it('fires when someone who began after the waiter was queued is served first', () => {
+    const late = held('late', 50, 1000, { startedAt: 10, releasedAt: 80 });
+    const vs = checkQueue(history({ acquisitions: [x, late, w], fairness: [bound] }));
+    expect(vs).toHaveLength(1);
+    expect(vs[0]?.message).toMatch(/late began at 10\.000, after w was queued/);
+  });
+
+  it('fires when the resource stays free longer than the bound while the waiter waits', () => {
+    const y = held('y', 70, 1000, { startedAt: 2, releasedAt: 80 });
+    const vs = checkQueue(history({ acquisitions: [x, y, w], fairness: [bound] }));
+    // Free from 40 to 70 (30 ms), and from 80 to 90 (10 ms, within the bound).
+    expect(vs.map((v) => v.message)).toEqual([
+      expect.stringMatching(/stayed free from 40\.000 to 70\.000 \(30\.000 ms, bound 20 ms\)/),
+    ]);
+  });
+
+  it('holds a waiter that gave up to the same bound until it gave up, and one that never returned', () => {
+    const gaveUp: Acquisition = { ...w, okAt: null, endedAt: 200, deadlines: [], releasedAt: null };
+    expect(checkQueue(history({ acquisitions: [x, gaveUp], fairness: [bound] }))).toHaveLength(1);
+    const hung: Acquisition = { ...gaveUp, endedAt: null };
+    expect(checkQueue(history({ acquisitions: [x, hung], fairness: [bound] }))[0]?.message).toMatch(
+      /never returned/,
+    );
   });
 });
 

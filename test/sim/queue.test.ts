@@ -14,7 +14,7 @@ describe('fair waiting: the nodes queue waiters and hand the lock on in turn (I6
         // Every waiter was served: nobody gave up after its 30 s wait.
         expect(r.stats.acquired, explain(s, r)).toBe(r.stats.acquisitions);
       }),
-      simParameters(80),
+      simParameters(50),
     );
   }, 300_000);
 });
@@ -313,7 +313,7 @@ describe('fence tokens across lost data and expired counters (I2, I3)', () => {
         const r = await runScenario(s);
         expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
       }),
-      simParameters(150),
+      simParameters(100),
     );
   }, 300_000);
 });
