@@ -480,18 +480,23 @@ export function minorityStallScenario(): fc.Arbitrary<Scenario> {
     .map((s) => ({ ...s, livenessBudget: budgetOf(s) }));
 }
 
-/**
- * I4's budget: two rounds, each up to a node timeout for phase 1 and one for
- * phase 2, with a full backoff between them, plus link round trips.
- */
-export function budgetOf(s: Pick<Scenario, 'options' | 'clients'>): number {
-  const rtt = Math.max(
+/** The longest round trip of any client's link to any node, with jitter both ways. */
+function maxRttOf(s: Pick<Scenario, 'clients'>): number {
+  return Math.max(
     ...s.clients.flatMap((c) =>
       [c.link, ...Object.values(c.links ?? {})].map(
         (l) => l.requestDelay + l.replyDelay + 2 * l.jitter,
       ),
     ),
   );
+}
+
+/**
+ * I4's budget: two rounds, each up to a node timeout for phase 1 and one for
+ * phase 2, with a full backoff between them, plus link round trips.
+ */
+export function budgetOf(s: Pick<Scenario, 'options' | 'clients'>): number {
+  const rtt = maxRttOf(s);
   const maxDelay = s.options.retry?.maxDelay ?? 250;
   return 2 * (2 * s.options.nodeTimeout + maxDelay) + 4 * rtt + 10;
 }
@@ -670,13 +675,7 @@ export function fairnessOf(s: Pick<Scenario, 'options' | 'clients'>): {
   after: number;
   gap: number;
 } {
-  const rtt = Math.max(
-    ...s.clients.flatMap((c) =>
-      [c.link, ...Object.values(c.links ?? {})].map(
-        (l) => l.requestDelay + l.replyDelay + 2 * l.jitter,
-      ),
-    ),
-  );
+  const rtt = maxRttOf(s);
   const nt = s.options.nodeTimeout;
   const ttl = maxTtlOf(s);
   const driftFactor = s.options.driftFactor ?? DRIFT.driftFactor;
