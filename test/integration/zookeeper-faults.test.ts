@@ -21,6 +21,13 @@ async function server(size = 1): Promise<ZooKeeper> {
   return zk;
 }
 
+let single: Promise<ZooKeeper> | undefined;
+/** One 1-node server for the tests that need no ensemble; each uses its own chroot. */
+function oneServer(): Promise<ZooKeeper> {
+  single ??= server();
+  return single;
+}
+
 function locks(url: string, ttl: number): ZooKeeperLocks {
   const l = new ZooKeeperLocks(url, { ttl, retry: { minDelay: 5, maxDelay: 50 } });
   cleanups.push(() => l.close());
@@ -68,7 +75,7 @@ describe('ZooKeeper under faults', () => {
   });
 
   it("a blackholed holder's signal fires before anyone else gets the lock: no two holders", async () => {
-    const zk = await server();
+    const zk = await oneServer();
     const proxy = await startProxy({ host: '127.0.0.1', port: zk.servers[0]!.port });
     cleanups.push(() => proxy.close());
     const ttl = 1000;
@@ -129,7 +136,7 @@ describe('ZooKeeper under faults', () => {
   });
 
   it('finds a create whose reply was lost again: no orphan blocks the next holder', async () => {
-    const zk = await server();
+    const zk = await oneServer();
     const proxy = await startProxy({ host: '127.0.0.1', port: zk.servers[0]!.port });
     cleanups.push(() => proxy.close());
     const a = locks(`zk://127.0.0.1:${proxy.port}/lost`, 4000);
@@ -174,7 +181,7 @@ describe('ZooKeeper under faults', () => {
 
 describe('a ZooKeeper holder paused past its session timeout', () => {
   it('is lost: the next holder acquires only after the paused one stopped believing it holds, and fences grow', async () => {
-    const zk = await server();
+    const zk = await oneServer();
     const ttl = 1000;
     const holder = new Child('./zk-holder.mjs', { url: zk.url('/pause'), resource: 'r', ttl });
     cleanups.push(async () => holder.kill('SIGKILL'));
