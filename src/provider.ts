@@ -502,8 +502,10 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
     if (handle === undefined) return [];
     const startedAt = this.#clock.now();
     let error: unknown;
+    let outcomes: readonly NodeOutcome[] = [];
     try {
-      return await this.#track(this.#backend.release(handle, lock.resources));
+      outcomes = await this.#track(this.#backend.release(handle, lock.resources));
+      return outcomes;
     } catch (err) {
       error = err;
       throw err;
@@ -514,7 +516,7 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
         resources: lock.resources,
         ok: error === undefined,
         durationMs: this.#clock.now() - startedAt,
-        nodes: [],
+        nodes: outcomes,
         ...(error === undefined ? {} : { error }),
       }));
     }
