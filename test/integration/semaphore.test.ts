@@ -28,7 +28,7 @@ let dist: string | undefined;
 const redlocks: Redlock[] = [];
 
 function client(options: RedlockOptions = {}): Redlock {
-  const r = new Redlock(ensemble.urls, { ttl: 5_000, nodeTimeout: 300, ...options });
+  const r = new Redlock(ensemble.urls, { ttl: 5_000, nodeTimeout: 1_000, ...options });
   redlocks.push(r);
   return r;
 }
@@ -147,7 +147,8 @@ describe('semaphore: canary', () => {
     const second = await client().semaphore('canary', { limit: 1 }).acquire({ wait: 10_000 });
     expect(first.remaining()).toBeGreaterThan(0);
     expect(second.remaining()).toBeGreaterThan(0);
-    await Promise.all([first.release(), second.release()]);
+    // The first holder's connections to the restarted nodes may still be reconnecting.
+    await Promise.all([first.release().catch(() => {}), second.release()]);
   });
 });
 
