@@ -103,7 +103,7 @@ if (args.report) {
 }
 
 const quick = args.quick;
-/** Window lengths in ms, sized so a full run takes about 12 minutes and --quick about one. */
+/** Window lengths in ms, sized so a full run takes about 12 minutes and --quick about one (on a shared 2-core machine: 15 and 1.5). */
 const plan = quick
   ? {
       reps: 1,
@@ -122,7 +122,7 @@ const plan = quick
       cont: { durationMs: 5000, clients: 16, holdMs: 1, warmPairs: 20 },
       degr: { durationMs: 1500, warmupMs: 300, settleMs: 100, capMs: 1000 },
       multi: { durationMs: 1200, warmupPairs: 2 },
-      memory: { pairs: 200_000, concurrency: 16 },
+      memory: { pairs: 100_000, concurrency: 16 },
       order: { trials: 5, waiters: 4, spacingMs: 40, holdMs: 5 },
     };
 if (args.reps !== undefined) {
