@@ -154,5 +154,13 @@ for (const [name, startServer, terminateSql] of backends) {
       expect(r.events.find((e) => e.event === 'exited')!.signal).toBe('SIGKILL');
       expect(() => process.kill(r.childPid, 0)).toThrow();
     });
+
+    // Last: the server stays down.
+    it('kills the child and exits 76 when the server is killed', async () => {
+      const r = await lose('server-killed', () => server.kill());
+      expect(r.code).toBe(76);
+      expect(Number.isFinite(r.sigtermAt)).toBe(true);
+      expect(r.events.find((e) => e.event === 'exited')!.signal).toBe('SIGKILL');
+    });
   });
 }
