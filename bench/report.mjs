@@ -940,8 +940,11 @@ function htmlTable(t) {
               '<strong class="miss">$1</strong>',
             );
             if (i === 0) return `<th scope="row">${text}</th>`;
-            return t.textColumns?.includes(i)
-              ? `<td class="text">${text}</td>`
+            if (t.textColumns?.includes(i)) return `<td class="text">${text}</td>`;
+            // "median (min–max) rest": the range on a line of its own, so wide tables fit.
+            const m = text.match(/^([^ (]+) \(([^()]*–[^()]*)\)(.*)$/);
+            return m
+              ? `<td>${m[1]}${m[3]}<br><span class="range">${m[2]}</span></td>`
               : `<td>${text}</td>`;
           })
           .join('')}</tr>`,
@@ -991,7 +994,7 @@ function renderHtml(results, tables) {
 body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1200px;padding:0 16px;color:#222}
 table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}th,td{border:1px solid #ddd;padding:3px 6px;text-align:right;white-space:nowrap;vertical-align:top}
 th[scope=row],tr:first-child th{text-align:left;background:#f6f6f6}tr:first-child th{white-space:normal;vertical-align:bottom;min-width:4em}
-th[scope=row]{white-space:normal;min-width:10em}td.text{white-space:normal;text-align:left;min-width:14em}
+th[scope=row]{white-space:normal;min-width:10em}td.text{white-space:normal;text-align:left;min-width:14em}.range{color:#777;font-size:11px}
 .scroll{overflow-x:auto}
 .miss{color:#c00}figure{margin:8px 0}code{background:#f3f3f3;padding:1px 4px}
 </style></head><body>
