@@ -3,7 +3,7 @@
  * semaphore, so at most N copies run at once across independent invocations.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -74,7 +74,18 @@ describe('run --limit', () => {
   });
 
   it('exits 75 without running the command when every permit is held and --wait is 0', async () => {
-    const holder = cli(['run', '--limit', '1', 'busy', '--', 'sleep', '2']);
+    // The holder runs until the test lets it end.
+    const stop = join(dir, 'stop');
+    const holder = cli([
+      'run',
+      '--limit',
+      '1',
+      'busy',
+      '--',
+      'sh',
+      '-c',
+      `while [ ! -e ${stop} ]; do sleep 0.05; done`,
+    ]);
     // The holder is in once its permit is on the nodes.
     await vi.waitFor(
       async () => expect(await ensemble.keys('quorumlock:{busy}:semaphore')).toHaveLength(3),
@@ -84,6 +95,7 @@ describe('run --limit', () => {
     const second = await cli(['run', '--limit', '1', 'busy', '--', 'touch', marker]);
     expect(second.code).toBe(75);
     expect(() => readFileSync(marker)).toThrow();
+    writeFileSync(stop, '');
     expect((await holder).code).toBe(0);
   });
 
