@@ -15,7 +15,7 @@ let direct: Redis[] = [];
 const redlocks: Redlock[] = [];
 
 function rwlock(name: string) {
-  const r = new Redlock(ensemble.urls, { ttl: 5_000, nodeTimeout: 1_000 });
+  const r = new Redlock(ensemble.urls, { ttl: 10_000, nodeTimeout: 1_000 });
   redlocks.push(r);
   return r.readWriteLock(name);
 }

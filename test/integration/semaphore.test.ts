@@ -28,7 +28,7 @@ let dist: string | undefined;
 const redlocks: Redlock[] = [];
 
 function client(options: RedlockOptions = {}): Redlock {
-  const r = new Redlock(ensemble.urls, { ttl: 5_000, nodeTimeout: 1_000, ...options });
+  const r = new Redlock(ensemble.urls, { ttl: 10_000, nodeTimeout: 1_000, ...options });
   redlocks.push(r);
   return r;
 }
@@ -155,7 +155,7 @@ describe('semaphore: canary', () => {
 describe('semaphore: waiting', () => {
   it('serves waiters in the order they began waiting', async () => {
     const holder = client().semaphore('fifo', { limit: 2 });
-    const held = [await holder.acquire(), await holder.acquire()];
+    const held = [await holder.acquire({ ttl: 60_000 }), await holder.acquire({ ttl: 60_000 })];
     const order: number[] = [];
     const done: Promise<void>[] = [];
     for (let i = 0; i < 6; i++) {
@@ -182,7 +182,7 @@ describe('semaphore: waiting', () => {
 
   it('leaves the queue when its wait runs out, and tryAcquire never queues', async () => {
     const semaphore = client().semaphore('leave', { limit: 1 });
-    const held = await semaphore.acquire();
+    const held = await semaphore.acquire({ ttl: 60_000 });
     expect(await semaphore.tryAcquire()).toBeNull();
     expect(await queued('leave')).toEqual([0, 0, 0]);
     await expect(semaphore.acquire({ wait: 200 })).rejects.toMatchObject({
@@ -218,10 +218,10 @@ describe('semaphore: holding', () => {
     const semaphore = client().semaphore('hold', { limit: 1 });
     let permit: Lock | undefined;
     {
-      await using p = await semaphore.acquire({ ttl: 1_000 });
+      await using p = await semaphore.acquire({ ttl: 5_000 });
       permit = p;
-      await p.extend(3_000);
-      expect(p.remaining()).toBeGreaterThan(1_000);
+      await p.extend(30_000);
+      expect(p.remaining()).toBeGreaterThan(5_000);
       expect(await semaphore.tryAcquire()).toBeNull();
     }
     expect(permit.held).toBe(false);
