@@ -4,7 +4,7 @@
  * or published while a channel has no subscribers.
  */
 import diagnostics from 'node:diagnostics_channel';
-import type { NodeOutcome } from './quorum.js';
+import type { NodeOutcome } from './outcome.js';
 
 /** Names of the channels quorumlock publishes on. */
 export const channels = {

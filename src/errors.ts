@@ -3,7 +3,7 @@
  * `code` that callers can switch on; messages say what to do about it.
  */
 
-import type { NodeOutcome } from './quorum.js';
+import type { NodeOutcome } from './outcome.js';
 
 /** Stable error codes. */
 export type LockErrorCode =

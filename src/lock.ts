@@ -6,7 +6,7 @@ import type { Clock } from './clock.js';
 import { publish } from './diagnostics.js';
 import { LockError, LockLostError } from './errors.js';
 import { resolveTtl } from './options.js';
-import type { NodeOutcome } from './quorum.js';
+import type { NodeOutcome } from './outcome.js';
 
 /** Result of an extend round, as the Lock needs it. */
 export interface ExtendResult {

@@ -31,7 +31,7 @@ import {
   type Settings,
   show,
 } from './options.js';
-import type { NodeOutcome } from './quorum.js';
+import type { NodeOutcome } from './outcome.js';
 import { backoffDelay, Wakeup } from './waiting.js';
 
 /** What `inspect` tells about a resource on any backend; backends add their own detail. */
@@ -643,7 +643,7 @@ export async function connect(
     throw new InvalidArgumentError(`connect() takes one ${kind} URL, got ${list.length}`);
   }
   if (kind === 'redis') {
-    const { Redlock } = await import('./redlock.js');
+    const { Redlock } = await import('./redis/redlock.js');
     const provider: LockProvider = new Redlock(list, options as never);
     return provider;
   }

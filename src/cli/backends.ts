@@ -6,7 +6,7 @@
  */
 import type { LockProvider, LockState } from '../provider.js';
 import { backendOf, connect } from '../provider.js';
-import { Redlock } from '../redlock.js';
+import { Redlock } from '../redis/redlock.js';
 import { type NodeSettings, redactUrl, redlockOptions, UsageError } from './args.js';
 
 /** `redis`, `postgres`, `mysql` or `zookeeper`: the backend the node URLs name. */

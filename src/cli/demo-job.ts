@@ -10,7 +10,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
-import { fencedCall, fencedClaim } from '../guard.js';
+import { fencedCall, fencedClaim } from '../redis/guard.js';
 import { FENCED_OUT, nightKey, STORE_FENCE_KEY } from './demo-store.js';
 
 function report(event: string, fields: Record<string, unknown>): void {

@@ -12,8 +12,8 @@ import diagnostics from 'node:diagnostics_channel';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { channels } from '../diagnostics.js';
-import { fencedSet } from '../guard.js';
-import { Redlock } from '../redlock.js';
+import { fencedSet } from '../redis/guard.js';
+import { Redlock } from '../redis/redlock.js';
 import { SCHEDULER, SCHEDULER_HEARTBEAT } from './demo-store.js';
 
 function report(event: string, fields: Record<string, unknown> = {}): void {

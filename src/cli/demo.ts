@@ -12,7 +12,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { fenceKey, lockKey } from '../keys.js';
+import { fenceKey, lockKey } from '../redis/keys.js';
 import { parseCommandArgs, parseDuration, parsePositiveInt, UsageError } from './args.js';
 import { Election, type ElectionResult } from './demo-election.js';
 import { checkHistory, type Hold, windowEnd } from './demo-history.js';

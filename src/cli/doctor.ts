@@ -5,7 +5,7 @@
  * scripts.
  */
 import { Redis } from 'ioredis';
-import { scripts } from '../scripts/index.js';
+import { scripts } from '../redis/scripts/index.js';
 import {
   NODE_OPTIONS,
   NODE_OPTIONS_HELP,

@@ -12,7 +12,7 @@ import { channels } from '../diagnostics.js';
 import { QuorumError } from '../errors.js';
 import type { Lock } from '../lock.js';
 import type { LockProvider } from '../provider.js';
-import { Redlock } from '../redlock.js';
+import { Redlock } from '../redis/redlock.js';
 import {
   LOCK_OPTIONS,
   LOCK_OPTIONS_HELP,

@@ -2,7 +2,7 @@
  * `quorumlock status <resource>`: every node's view of a lock (holder,
  * remaining ttl, fence counter, reachable or not) and the quorum's verdict.
  */
-import { Redlock } from '../redlock.js';
+import { Redlock } from '../redis/redlock.js';
 import {
   LOCK_OPTIONS,
   LOCK_OPTIONS_HELP,

@@ -3,7 +3,7 @@
  * `quorumlock status` reports it. Pure: it only counts.
  */
 
-import type { NodeState } from '../redlock.js';
+import type { NodeState } from '../redis/redlock.js';
 
 /** One node's view of a resource, as `redlock.inspect(resource)` returns it. */
 export type NodeView = NodeState;

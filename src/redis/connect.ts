@@ -4,9 +4,9 @@
  * given and stay the caller's.
  */
 import { Cluster, Redis } from 'ioredis';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError } from '../errors.js';
+import { show } from '../options.js';
 import { RedisNode } from './node.js';
-import { show } from './options.js';
 
 /** A node as the caller names it: a `redis://` / `rediss://` URL, or an ioredis Redis or Cluster. */
 export type NodeSpec = string | Redis | Cluster;

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Cluster, Redis } from 'ioredis';
-import { InvalidArgumentError } from './errors.js';
+import { InvalidArgumentError } from '../errors.js';
 
 const FENCED_CALL = readFileSync(new URL('./scripts/fenced-call.lua', import.meta.url), 'utf8');
 const FENCED_CALL_SHA = createHash('sha1').update(FENCED_CALL).digest('hex');

@@ -4,8 +4,8 @@
  * scripts over ioredis; the simulation provides its own LockNode.
  */
 import type { Cluster, Redis } from 'ioredis';
-import { raceSignal } from './abort.js';
-import { recordRtt } from './latency.js';
+import { raceSignal } from '../abort.js';
+import { recordRtt } from '../latency.js';
 import { type Script, scripts } from './scripts/index.js';
 
 /** What an acquire call asks of one node (see scripts/acquire.lua). */

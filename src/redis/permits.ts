@@ -8,8 +8,8 @@
  * included; waiters queue with agreed tickets and are handed turns in order.
  */
 import { randomBytes } from 'node:crypto';
-import type { Clock } from './clock.js';
-import { publish } from './diagnostics.js';
+import type { Clock } from '../clock.js';
+import { publish } from '../diagnostics.js';
 import {
   AcquireTimeoutError,
   ClosedError,
@@ -17,10 +17,8 @@ import {
   LockLostError,
   LockTakenError,
   QuorumError,
-} from './errors.js';
-import { chooseTokens } from './fencing.js';
-import { type ExtendResult, Lock, type LockContext } from './lock.js';
-import type { LockNode } from './node.js';
+} from '../errors.js';
+import { type ExtendResult, Lock, type LockContext } from '../lock.js';
 import {
   type AcquireOptions,
   type AcquireSettings,
@@ -28,8 +26,11 @@ import {
   resolveAcquire,
   type Settings,
   show,
-} from './options.js';
-import { runUsing } from './provider.js';
+} from '../options.js';
+import { runUsing } from '../provider.js';
+import { backoffDelay, Wakeup } from '../waiting.js';
+import { chooseTokens } from './fencing.js';
+import type { LockNode } from './node.js';
 import {
   fanOut,
   holderTtlOnQuorum,
@@ -38,7 +39,6 @@ import {
   type Round,
 } from './quorum.js';
 import { scripts } from './scripts/index.js';
-import { backoffDelay, Wakeup } from './waiting.js';
 
 /** What the Redlock that makes semaphores and read-write locks lends them. @internal */
 export interface PermitHost {

@@ -5,36 +5,11 @@
  * quorum can no longer be reached. Every split of every N terminates, because
  * every call ends by its deadline at the latest.
  */
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
+import type { NodeOutcome, NodeStatus } from '../outcome.js';
 import type { LockNode } from './node.js';
 
-/** What happened on one node in a round. */
-export type NodeStatus =
-  /** The node holds the lock for us (acquired or extended). */
-  | 'acquired'
-  /** Another holder has it on this node (or, for extend, ours is gone). */
-  | 'taken'
-  /** Our keys are gone from this node (released now or already). */
-  | 'released'
-  /** The node answered with an error, or could not be reached. */
-  | 'error'
-  /** The node did not answer within `nodeTimeout`. */
-  | 'timeout'
-  /** The round was decided before this node answered. */
-  | 'pending';
-
-/** The outcome of one node in a round. */
-export interface NodeOutcome {
-  /** The node's label, such as `127.0.0.1:6379`. */
-  readonly node: string;
-  readonly status: NodeStatus;
-  /** Milliseconds from the start of the round to this node's answer. */
-  readonly latencyMs?: number;
-  /** Why the node failed, for `error` and `timeout`. */
-  readonly cause?: unknown;
-  /** For `taken`: the other holder's remaining ttl on this node, in ms. */
-  readonly holderTtl?: number;
-}
+export type { NodeOutcome, NodeStatus };
 
 /** How one node's reply counts. */
 export interface Verdict {

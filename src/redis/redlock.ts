@@ -4,10 +4,9 @@
  * node through the coordinator (quorum.ts) with a rule for success.
  */
 import { randomBytes } from 'node:crypto';
-import { raceSignal } from './abort.js';
-import { type Clock, systemClock } from './clock.js';
-import { checkNodeSpecs, type NodeSpec, openNodes } from './connect.js';
-import { publish } from './diagnostics.js';
+import { raceSignal } from '../abort.js';
+import { type Clock, systemClock } from '../clock.js';
+import { publish } from '../diagnostics.js';
 import {
   AcquireTimeoutError,
   ClosedError,
@@ -15,12 +14,9 @@ import {
   LockLostError,
   LockTakenError,
   QuorumError,
-} from './errors.js';
-import { chooseTokens } from './fencing.js';
-import { fenceKey, leaseKey, lockKey, queueKey, turnChannelPrefix, turnMark } from './keys.js';
-import { Leader, type LeaderOptions, type LeaderRoutine } from './leader.js';
-import { type ExtendResult, Lock, type LockContext } from './lock.js';
-import type { AcquireReply, AcquireRequest, LockNode, ReleaseRequest } from './node.js';
+} from '../errors.js';
+import { Leader, type LeaderOptions, type LeaderRoutine } from '../leader.js';
+import { type ExtendResult, Lock, type LockContext } from '../lock.js';
 import {
   type AcquireOptions,
   type AcquireSettings,
@@ -31,9 +27,14 @@ import {
   resolveSettings,
   type Settings,
   show,
-} from './options.js';
+} from '../options.js';
+import { type LockProvider, runUsing } from '../provider.js';
+import { backoffDelay, LocalQueue, Wakeup } from '../waiting.js';
+import { checkNodeSpecs, type NodeSpec, openNodes } from './connect.js';
+import { chooseTokens } from './fencing.js';
+import { fenceKey, leaseKey, lockKey, queueKey, turnChannelPrefix, turnMark } from './keys.js';
+import type { AcquireReply, AcquireRequest, LockNode, ReleaseRequest } from './node.js';
 import type { PermitHost } from './permits.js';
-import { type LockProvider, runUsing } from './provider.js';
 import {
   fanOut,
   holderTtlOnQuorum,
@@ -43,7 +44,6 @@ import {
 } from './quorum.js';
 import { ReadWriteLock } from './rwlock.js';
 import { Semaphore, type SemaphoreOptions } from './semaphore.js';
-import { backoffDelay, LocalQueue, Wakeup } from './waiting.js';
 
 /** One node's view of a resource, from `inspect`. */
 export interface NodeState {

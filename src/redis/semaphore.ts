@@ -4,10 +4,10 @@
  * Redlock lock of its own (docs/safety.md §11 says why that, and not a count,
  * is what keeps the bound on a majority quorum).
  */
-import { InvalidArgumentError } from './errors.js';
-import type { Lock } from './lock.js';
-import type { AcquireOptions } from './options.js';
-import { show } from './options.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { Lock } from '../lock.js';
+import type { AcquireOptions } from '../options.js';
+import { show } from '../options.js';
 import {
   checkName,
   MAX_LIMIT,

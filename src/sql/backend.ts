@@ -18,6 +18,7 @@ import {
 } from '../errors.js';
 import type { ExtendResult } from '../lock.js';
 import { type Settings, show } from '../options.js';
+import type { NodeOutcome, NodeStatus } from '../outcome.js';
 import {
   type LockBackend,
   type LockState,
@@ -25,7 +26,6 @@ import {
   type TryOutcome,
   type TryRequest,
 } from '../provider.js';
-import type { NodeOutcome, NodeStatus } from '../quorum.js';
 import { lockKey } from './keys.js';
 import type { SqlConnection, SqlSession } from './session.js';
 import { SqlSession as Session } from './session.js';

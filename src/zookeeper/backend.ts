@@ -11,8 +11,8 @@ import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { LockError, QuorumError } from '../errors.js';
 import type { ExtendResult } from '../lock.js';
+import type { NodeOutcome } from '../outcome.js';
 import type { LockBackend, LockState, TryOutcome, TryRequest } from '../provider.js';
-import type { NodeOutcome } from '../quorum.js';
 import { type ZkClient, ZkError } from './client.js';
 import {
   enqueue,

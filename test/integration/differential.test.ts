@@ -16,8 +16,8 @@
 import fc from 'fast-check';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fenceKey, leaseKey, lockKey, queueKey, turnChannelPrefix } from '../../src/keys.js';
-import { type AcquireReply, type LockNode, RedisNode } from '../../src/node.js';
+import { fenceKey, leaseKey, lockKey, queueKey, turnChannelPrefix } from '../../src/redis/keys.js';
+import { type AcquireReply, type LockNode, RedisNode } from '../../src/redis/node.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 import { Scheduler } from '../sim/clock.js';
 import { type KeyState, type SimNode, SimServer } from '../sim/node.js';

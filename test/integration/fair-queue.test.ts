@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Lock, Redlock, type RedlockOptions } from '../../src/index.js';
-import { QUEUE_LEASE_MS, QUEUE_REFRESH_MS } from '../../src/redlock.js';
+import { QUEUE_LEASE_MS, QUEUE_REFRESH_MS } from '../../src/redis/redlock.js';
 import { Child, hrNow, killAll } from '../fixtures/child.mjs';
 import { connected, nodeClients } from '../harness/connected.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';

@@ -7,8 +7,8 @@
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { fencedSet, highestFence } from '../../src/guard.js';
 import { type Lock, QuorumError, Redlock, type RedlockOptions } from '../../src/index.js';
+import { fencedSet, highestFence } from '../../src/redis/guard.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 
 const PREFIX = 'quorumlock:';

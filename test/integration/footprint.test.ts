@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { AcquireTimeoutError, type Lock, Redlock, type RedlockOptions } from '../../src/index.js';
-import { FENCE_RETENTION_MS, QUEUE_LEASE_MS } from '../../src/redlock.js';
+import { FENCE_RETENTION_MS, QUEUE_LEASE_MS } from '../../src/redis/redlock.js';
 import { connected, nodeClients } from '../harness/connected.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 

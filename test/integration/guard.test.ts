@@ -8,7 +8,7 @@ import {
   fencedSet,
   highestFence,
   highestFenceKey,
-} from '../../src/guard.js';
+} from '../../src/redis/guard.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 
 let ensemble: Ensemble;

@@ -183,7 +183,7 @@ describe('quorumlock/otel', () => {
         let seen: number[] = [];
         for (let i = 0; i < 100 && !seen.includes(1); i++) {
           await new Promise((r) => setTimeout(r, 20));
-          seen = (await points(metricNames.waiters)).points.map((p) => p.value);
+          seen = (await points(metricNames.waiters)).points.map((p) => Number(p.value));
         }
         expect(seen).toEqual([1]);
         await held.release();

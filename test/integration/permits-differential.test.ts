@@ -11,8 +11,8 @@
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { permitKeys } from '../../src/permits.js';
-import { scripts } from '../../src/scripts/index.js';
+import { permitKeys } from '../../src/redis/permits.js';
+import { scripts } from '../../src/redis/scripts/index.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 import { Scheduler } from '../sim/clock.js';
 import { PermitServer } from '../sim/permit-server.js';

@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { Redlock } from '../../src/index.js';
-import type { LockNode } from '../../src/node.js';
+import type { LockNode } from '../../src/redis/node.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 
 let ensemble: Ensemble;

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { type AcquireRequest, NodeUnavailableError, type ReleaseRequest } from '../../src/node.js';
+import {
+  type AcquireRequest,
+  NodeUnavailableError,
+  type ReleaseRequest,
+} from '../../src/redis/node.js';
 import { Scheduler } from './clock.js';
 import { ConnectionResetError, SimServer } from './node.js';
 import { seeded } from './random.js';
@@ -76,7 +80,7 @@ function world(clock: { rate?: number; wallOffset?: number } = {}) {
   return { sched, server, node, at, acquire };
 }
 
-describe('SimServer scripts (the decisions of src/scripts/*.lua)', () => {
+describe('SimServer scripts (the decisions of src/redis/scripts/*.lua)', () => {
   it('grants a free key, seeding the fence from server TIME in µs, then counts up', async () => {
     const w = world({ wallOffset: 1.7e12 });
     const first = w.at(0, () => w.acquire('p.0', 'p', 100));

@@ -19,8 +19,8 @@ import type {
   InspectReply,
   LockNode,
   ReleaseRequest,
-} from '../../src/node.js';
-import { NodeUnavailableError } from '../../src/node.js';
+} from '../../src/redis/node.js';
+import { NodeUnavailableError } from '../../src/redis/node.js';
 import type { ClockSpec, Scheduler } from './clock.js';
 import { SimClock } from './clock.js';
 import type { Random } from './random.js';

@@ -1,6 +1,6 @@
 /**
  * A simulated redis-server for semaphores and read-write locks: the keyspace
- * of src/scripts/permits.lua (a hash, sorted sets and a counter per name,
+ * of src/redis/scripts/permits.lua (a hash, sorted sets and a counter per name,
  * each key with an expiry on the server's wall clock) and that script
  * re-implemented step by step, so that the simulation decides as the Lua
  * does. A PermitLink is one client's connection: every request and reply
@@ -8,8 +8,8 @@
  * server is paused: a late answer) and of the client. Pub/sub notices travel
  * the same way.
  */
-import type { LockNode } from '../../src/node.js';
-import type { Script } from '../../src/scripts/index.js';
+import type { LockNode } from '../../src/redis/node.js';
+import type { Script } from '../../src/redis/scripts/index.js';
 import type { Scheduler } from './clock.js';
 import { SimClock } from './clock.js';
 

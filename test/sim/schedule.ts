@@ -5,7 +5,7 @@
  * assumption on purpose, timed so that the overlap is certain to happen.
  */
 import fc from 'fast-check';
-import { QUEUE_REFRESH_MS } from '../../src/redlock.js';
+import { QUEUE_REFRESH_MS } from '../../src/redis/redlock.js';
 import { type LinkSpec, SEED_WINDOW_US } from './node.js';
 import {
   type ClientSetup,

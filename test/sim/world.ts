@@ -9,7 +9,7 @@ import { sleep } from '../../src/clock.js';
 import { LockError } from '../../src/errors.js';
 import type { Lock } from '../../src/lock.js';
 import type { RedlockOptions } from '../../src/options.js';
-import { Redlock } from '../../src/redlock.js';
+import { Redlock } from '../../src/redis/redlock.js';
 import {
   type Acquisition,
   check,

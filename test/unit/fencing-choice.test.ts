@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { chooseTokens } from '../../src/fencing.js';
+import { chooseTokens } from '../../src/redis/fencing.js';
 
 /** Counters of one granting node: one per resource. */
 const counter = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });

@@ -8,7 +8,7 @@ import {
   fencedSet,
   highestFence,
   highestFenceKey,
-} from '../../src/guard.js';
+} from '../../src/redis/guard.js';
 
 /** Stands in for a client only to prove that bad input never reaches it: any use is recorded. */
 function untouchable(): { redis: Redis; touched: string[] } {

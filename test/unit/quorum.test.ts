@@ -8,7 +8,7 @@ import type {
   InspectReply,
   LockNode,
   ReleaseRequest,
-} from '../../src/node.js';
+} from '../../src/redis/node.js';
 import {
   fanOut,
   holderTtlOnQuorum,
@@ -16,8 +16,8 @@ import {
   type NodeOutcome,
   NodeTimeoutError,
   type Round,
-} from '../../src/quorum.js';
-import { Redlock } from '../../src/redlock.js';
+} from '../../src/redis/quorum.js';
+import { Redlock } from '../../src/redis/redlock.js';
 
 /** A clock whose time moves only when the test says; timers fire in due order. */
 class FakeClock implements Clock {
