@@ -1,7 +1,7 @@
 /**
  * Simulated Redis masters. A SimServer is one redis-server: its keyspace, its
  * own clock (keys expire on the server's wall clock, as in Redis), and the
- * five scripts of src/scripts re-implemented command by command so that every
+ * five lock scripts of src/redis/scripts re-implemented command by command so that every
  * decision matches the Lua exactly (test/integration/differential.test.ts
  * runs the same operations against real Redis to keep it so). A SimNode is
  * one client's connection to a server and implements LockNode exactly as
