@@ -14,7 +14,6 @@ import {
   AcquireTimeoutError,
   ClosedError,
   InvalidArgumentError,
-  LockLostError,
   LockTakenError,
   QuorumError,
 } from '../errors.js';
@@ -29,6 +28,7 @@ import {
 } from '../options.js';
 import { runUsing } from '../provider.js';
 import { backoffDelay, Wakeup } from '../waiting.js';
+import { expiredReason, extendOutcome } from './extend-round.js';
 import { chooseTokens } from './fencing.js';
 import type { LockNode } from './node.js';
 import {
@@ -665,7 +665,6 @@ export class PermitEngine implements PermitSource {
 
   async #extend(lock: Lock, ttl: number): Promise<ExtendResult> {
     const { nodes, settings, clock, closing } = this.#host;
-    const { quorum, driftFactor, driftMs } = settings;
     if (closing.aborted)
       return { deadline: undefined, gone: false, outcomes: [], error: new ClosedError() };
     const held = this.#held.get(lock)!;
@@ -673,34 +672,22 @@ export class PermitEngine implements PermitSource {
     const round = await this.#host.track(
       fanOut({
         nodes,
-        quorum,
+        quorum: settings.quorum,
         timeout: this.#timeout(ttl),
         clock,
         call: (node, signal) => this.#call(node, args, signal),
         judge: (ok) => (ok === 1 ? YES : NO),
       }),
     );
-    const deadline = round.startedAt + ttl - (ttl * driftFactor + driftMs);
-    const ok = round.ok && deadline > clock.now();
-    publish('extend', () => ({
-      resources: lock.resources,
-      primitive: this.#label,
-      ok,
-      durationMs: clock.now() - round.startedAt,
-      nodes: round.outcomes,
-    }));
-    if (ok) return { deadline, gone: false, outcomes: round.outcomes };
-    const infra = isInfrastructureFailure(round.outcomes, quorum);
-    return {
-      deadline: undefined,
-      gone: !infra && !round.ok,
-      outcomes: round.outcomes,
-      error: round.ok
-        ? new QuorumError('extend', quorum, round.outcomes, expiredReason(ttl))
-        : infra
-          ? new QuorumError('extend', quorum, round.outcomes)
-          : new LockLostError(lock.resources, 'the permit is no longer held on a quorum of nodes'),
-    };
+    return extendOutcome(
+      round,
+      ttl,
+      settings,
+      clock,
+      lock.resources,
+      'the permit is no longer held on a quorum of nodes',
+      { primitive: this.#label },
+    );
   }
 
   async #release(lock: Lock): Promise<readonly NodeOutcome[]> {
@@ -764,8 +751,4 @@ function mostGranted(replies: ReadonlyMap<number, Reply>): string {
   }
   const [best] = [...counts].sort(([a, ca], [b, cb]) => cb - ca || a - b);
   return best === undefined ? '' : String(best[0]);
-}
-
-function expiredReason(ttl: number): string {
-  return `the round took longer than the validity of a ${ttl} ms ttl; raise ttl or nodeTimeout, or check node latency`;
 }
