@@ -785,9 +785,10 @@ export class Redlock implements LockProvider {
       // the entry would reach the front there and waste a turn.
       this.#track(
         round.settled.then(({ outcomes }) => {
-          // So did nodes that hand us the lock itself meanwhile: give that back.
+          // So may nodes that answered late or not at all, and nodes that hand us
+          // the lock itself meanwhile: give that back.
           const refused = this.#nodes.filter(
-            (_, i) => outcomes[i]?.status === 'taken' || plan.grants[i] !== undefined,
+            (_, i) => outcomes[i]?.status !== 'acquired' || plan.grants[i] !== undefined,
           );
           if (refused.length > 0) this.#leaveQueue(plan, refused);
         }),

@@ -572,8 +572,10 @@ export class SimServer {
 
     if (taken) {
       if (member === '') return [0, holderTtl, 0, -1, 0];
-      // Queue (or refresh) this waiter with one ticket on every resource.
-      let ticket = luaToNumber(argv[6]);
+      // Queue (or refresh) this waiter with one ticket on every resource: a new
+      // waiter (proposal 0) behind every ticket queued; one with a ticket keeps it.
+      const proposal = luaToNumber(argv[6]);
+      let ticket = proposal;
       const nilCompare = 'ERR attempt to compare nil with number';
       for (let i = 0; i < n; i++) {
         const { q, e } = at(i);
@@ -582,7 +584,7 @@ export class SimServer {
         if (mine !== null) {
           if (ticket === null) throw new SimReplyError(nilCompare);
           if (mine > ticket) ticket = mine;
-        } else {
+        } else if (proposal === 0) {
           const last = this.#zrange(q, -1, -1)[0];
           if (last !== undefined) {
             if (ticket === null) throw new SimReplyError(nilCompare);

@@ -19,7 +19,7 @@
 --           several resources or without fencing: a release hands it a turn);
 --           '' for a caller that does not wait: it takes a free lock only when
 --           nobody is queued for it
--- ARGV[7]   the waiter's ticket proposal (the highest ticket it has seen for itself)
+-- ARGV[7]   the waiter's ticket (the highest a node gave it), 0 before it has one
 -- ARGV[8]   lease of a queue entry in ms
 -- ARGV[9]   turn grace in ms (how long a turn handed to a waiter is reserved)
 -- ARGV[10]  notice channel prefix (the member's process id is appended)
@@ -167,16 +167,18 @@ end
 
 if taken then
   if member == '' then return {0, holder_ttl, 0, -1, 0} end
-  -- Queue (or refresh) this waiter with one ticket on every resource: the
-  -- proposal, raised past the tickets already queued where it is not yet.
-  local ticket = tonumber(ARGV[7])
+  -- Queue (or refresh) this waiter with one ticket on every resource. A new
+  -- waiter (no proposal yet) goes behind every ticket queued here; a waiter
+  -- that has a ticket keeps it, also where its entry was lost or handed over.
+  local proposal = tonumber(ARGV[7])
+  local ticket = proposal
   for i = 1, n do
     local q = KEYS[2 * n + i]
     purge(i)
     local mine = redis.call('ZSCORE', q, member)
     if mine then
       if tonumber(mine) > ticket then ticket = tonumber(mine) end
-    else
+    elseif proposal == 0 then
       local last = redis.call('ZRANGE', q, -1, -1, 'WITHSCORES')[2]
       if last and tonumber(last) + 1 > ticket then ticket = tonumber(last) + 1 end
     end
