@@ -227,8 +227,8 @@ describe('SimServer waiter queues, turns and hand-overs (acquire.lua, release.lu
     // A can be handed the lock: its refusals carry the fence counter (seeded at true 6 ms).
     const refused = { ok: false, turnTtl: 0, fence: 0 };
     expect(w.a1.value).toEqual({ ...refused, holderTtl: 995, ticket: 1, rank: 0, fence: 6000 });
-    // B proposed 1, but A already holds 1 there: it gets the next ticket.
-    expect(w.b1.value).toEqual({ ...refused, holderTtl: 993, ticket: 2, rank: 1 });
+    // B proposed 1, the ticket it has: it keeps it, tied with A and behind A by member id.
+    expect(w.b1.value).toEqual({ ...refused, holderTtl: 993, ticket: 1, rank: 1 });
     expect(again.value).toEqual({ ...refused, holderTtl: 985, ticket: 1, rank: 0, fence: 6000 });
     expect(raised.value).toEqual({ ...refused, holderTtl: 975, ticket: 7, rank: 1 });
     expect(zset(w, Q[0]!)).toEqual([
