@@ -265,8 +265,9 @@ export class Lock implements AsyncDisposable {
   #armExpiry(): void {
     this.#cancelExpiry();
     // Timers fire late on a busy event loop: aim early enough that the signal
-    // still aborts before the deadline.
-    const margin = Math.min(100, this.#ttl * 0.05);
+    // still aborts before the deadline; a lock handed over with little validity
+    // left (it is extended at once) keeps most of it.
+    const margin = Math.min(100, this.#ttl * 0.05, this.remaining() / 4);
     this.#cancelExpiry = this.#ctx.clock.setTimer(
       () =>
         this.#lose(

@@ -281,6 +281,9 @@ async function supervise(
   log: EventLog,
 ): Promise<number> {
   const fence = lock.fence;
+  // A lock handed over by a release is valid for a short grace until it is
+  // extended to its ttl: do that before the child starts, so its --grace is real.
+  if (lock.remaining() < plan.ttl / 2) await lock.extend().catch(() => {});
   log('acquired', {
     resource: plan.resource,
     fence,

@@ -115,7 +115,7 @@ export const QUEUE_LEASE_MS = 3 * QUEUE_REFRESH_MS;
 const MIN_HANDOVER_MS = 10;
 
 /** Bounds of the turn grace, ms: twice the node timeout, within these. */
-export const MIN_TURN_GRACE_MS = 50;
+export const MIN_TURN_GRACE_MS = 250;
 export const MAX_TURN_GRACE_MS = 500;
 
 /** Retention of a fence counter after its last use, ms (docs/safety.md: why this is safe). */
