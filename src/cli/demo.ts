@@ -412,7 +412,7 @@ class Demo {
 
   async #freeze(run: Run): Promise<void> {
     const pid = run.process.pid!;
-    process.kill(-pid, 'SIGSTOP');
+    signal(-pid, 'SIGSTOP');
     run.frozen = true;
     this.#faults.push('the holding host frozen past its validity');
     this.#fault(
@@ -431,9 +431,9 @@ class Demo {
     await sleep(this.#t.step);
     // The job wakes first: exactly the late write a pause can cause, whatever the lock says.
     this.#fault(`${run.host} thawed: its job wakes up believing it still holds the lock`);
-    if (run.childPid) process.kill(run.childPid, 'SIGCONT');
+    if (run.childPid) signal(run.childPid, 'SIGCONT');
     await sleep(300);
-    process.kill(-pid, 'SIGCONT');
+    signal(-pid, 'SIGCONT');
   }
 
   #crash(run: Run): void {
@@ -442,7 +442,7 @@ class Demo {
     this.#fault(
       `${run.host} crashed (SIGKILL to quorumlock and its job) after ${itemsText(run)}, holding fence ${short(run.fence!)}`,
     );
-    process.kill(-run.process.pid!, 'SIGKILL');
+    signal(-run.process.pid!, 'SIGKILL');
   }
 
   #killHosts(): void {
@@ -606,3 +606,12 @@ main(process.argv.slice(2)).then(
     process.exit(err instanceof UsageError ? ExitCode.usage : ExitCode.failure);
   },
 );
+
+/** Sends `sig` to `pid` (a negative pid: its process group); one that has exited already is left alone. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+  }
+}
