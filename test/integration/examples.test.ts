@@ -1,9 +1,10 @@
 /**
  * Every code example of the docs, as a user runs it: the files of
  * docs/examples/ that the docs show verbatim, run with Node against local
- * redis-server masters (and a separate store for the fencing examples) through
- * the built package (`npm run build` first), and type-checked under strict
- * TypeScript.
+ * redis-server masters (and a separate store for the fencing examples), and
+ * the other backends' examples against one PostgreSQL, one MariaDB and one
+ * ZooKeeper server, through the built package (`npm run build` first), and
+ * type-checked under strict TypeScript.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -12,6 +13,9 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { check, codeBlocks, DOCS, ROOT } from '../../scripts/doc-examples.mjs';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
+import { startMySql } from '../harness/mysql.mjs';
+import { startPostgres } from '../harness/postgres.mjs';
+import { startZooKeeper } from '../harness/zookeeper.mjs';
 
 const run = promisify(execFile);
 const TSC = join(ROOT, 'node_modules', '.bin', 'tsc');
@@ -77,6 +81,23 @@ const EXPECTED: Record<string, RegExp[]> = {
 };
 
 /**
+ * What each example of the other backends must print, by file: they read the
+ * URLs of their servers from POSTGRES_URL, MYSQL_URL and ZOOKEEPER_URL (and the
+ * Redis masters from QUORUMLOCK_NODES).
+ */
+const EXPECTED_ON_SERVERS: Record<string, RegExp[]> = {
+  'readme-backends.mjs': [
+    /^redis: held report:daily with fence \d+$/m,
+    /^postgres: held report:daily with fence \d+$/m,
+    /^mysql: held report:daily with fence \d+$/m,
+    /^zookeeper: held report:daily with fence \d+$/m,
+  ],
+  'postgres-using.mjs': [/^charged invoice 42 with fence \d+$/m],
+  'mysql-connect.mjs': [/^holding invoice:42 with fence \d+$/m],
+  'zookeeper-getting-started.mjs': [/^charged invoice 42 with fence \d+$/m],
+};
+
+/**
  * Examples shown in the docs that another test runs (they need other servers
  * or packages), by file, with that test.
  */
@@ -106,9 +127,16 @@ afterAll(async () => {
   await Promise.all([locks?.stop(), store?.stop()]);
 });
 
-/** Runs `node file` in the repository (so `quorumlock` resolves to the package itself). */
-async function node(file: string): Promise<string> {
-  const { stdout } = await run(process.execPath, [file], { cwd: ROOT, env, timeout: 30_000 });
+/**
+ * Runs `node file` in the repository (so `quorumlock` resolves to the package
+ * itself), with the servers' URLs in `env` and `extraEnv`.
+ */
+async function node(file: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<string> {
+  const { stdout } = await run(process.execPath, [file], {
+    cwd: ROOT,
+    env: { ...env, ...extraEnv },
+    timeout: 30_000,
+  });
   return stdout;
 }
 
@@ -122,7 +150,9 @@ describe('docs examples', () => {
       codeBlocks(readFileSync(join(ROOT, doc), 'utf8'), doc).flatMap((b) => b.file ?? []),
     );
     const runHere = new Set([
-      ...Object.keys(EXPECTED).map((f) => `docs/examples/${f}`),
+      ...[...Object.keys(EXPECTED), ...Object.keys(EXPECTED_ON_SERVERS)].map(
+        (f) => `docs/examples/${f}`,
+      ),
       'docs/examples/guide-await-using.ts',
       ...Object.keys(RUN_ELSEWHERE),
     ]);
@@ -160,4 +190,44 @@ describe('docs examples', () => {
     expect(stdout).toMatch(/^locked with fence \d+$/m);
     expect(stdout).toMatch(/^released: true$/m);
   });
+});
+
+describe('docs examples of the other backends', () => {
+  // One server of each kind, started only when these examples run.
+  const servers = {
+    postgres: undefined as ReturnType<typeof startPostgres> | undefined,
+    mysql: undefined as ReturnType<typeof startMySql> | undefined,
+    zookeeper: undefined as ReturnType<typeof startZooKeeper> | undefined,
+  };
+  let urls: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    servers.postgres = startPostgres();
+    servers.mysql = startMySql();
+    servers.zookeeper = startZooKeeper();
+    const [postgres, mysql, zookeeper] = await Promise.all([
+      servers.postgres,
+      servers.mysql,
+      servers.zookeeper,
+    ]);
+    urls = {
+      POSTGRES_URL: postgres.url,
+      MYSQL_URL: mysql.url,
+      ZOOKEEPER_URL: zookeeper.url('/locks'),
+    };
+  }, 120_000);
+
+  afterAll(async () => {
+    // A server that failed to start has nothing to stop.
+    const stop = async (started: Promise<{ stop(): Promise<void> }> | undefined) =>
+      (await started?.catch(() => undefined))?.stop();
+    await Promise.all(Object.values(servers).map(stop));
+  });
+
+  for (const [file, patterns] of Object.entries(EXPECTED_ON_SERVERS)) {
+    it(`${file} runs on Node as written`, async () => {
+      const stdout = await node(join(EXAMPLES, file), urls);
+      for (const pattern of patterns) expect(stdout).toMatch(pattern);
+    });
+  }
 });
