@@ -1,6 +1,6 @@
 /**
  * The fair queue across independent clients on real redis-server nodes
- * (DESIGN.md §3, "ticketed turns"): waiters of different processes are served
+ * (docs/safety.md §9, "Fair waiting"): waiters of different processes are served
  * in the order they began waiting; a waiter that dies or freezes at the head
  * of the queue costs the next one a bounded delay; queues that disagree
  * across nodes (entries of waiters nobody runs, different orders, different

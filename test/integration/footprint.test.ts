@@ -1,10 +1,11 @@
 /**
- * Nothing quorumlock leaves on a node lives forever (DESIGN.md §4, footprint):
- * after a mixed workload — plain and multi-resource locks, tryAcquire,
- * contended waiters, waiters aborted or timed out while queued, leader
- * election — every key on every node has an expiry, no turn mark or queue
- * entry of a waiter that is gone outlives its lease, and once the leases have
- * run out only fence counters (with their retention) remain.
+ * Nothing quorumlock leaves on a node lives forever (the lifetimes of
+ * docs/architecture.md, "Keys on the nodes"): after a mixed workload — plain
+ * and multi-resource locks, tryAcquire, contended waiters, waiters aborted or
+ * timed out while queued, leader election — every key on every node has an
+ * expiry, no turn mark or queue entry of a waiter that is gone outlives its
+ * lease, and once the leases have run out only fence counters (with their
+ * retention) remain.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Redis } from 'ioredis';

@@ -1,8 +1,9 @@
 /**
  * fast-check generators of scenarios. `safeScenario` keeps every fault inside
- * the safety assumptions of DESIGN §5; `livenessScenario` keeps a majority of
- * nodes healthy and has one client (no contention); each canary breaks one
- * assumption on purpose, timed so that the overlap is certain to happen.
+ * the safety assumptions of docs/safety.md §2; `livenessScenario` keeps a
+ * majority of nodes healthy and has one client (no contention); each canary
+ * breaks one assumption on purpose, timed so that the overlap is certain to
+ * happen.
  */
 import fc from 'fast-check';
 import { QUEUE_REFRESH_MS } from '../../src/redis/redlock.js';

@@ -419,7 +419,7 @@ async function run(s: Scenario): Promise<RunResult> {
 
   const granted = (c: ClientCtx, acq: Acquisition, lock: Lock) => {
     acq.okAt = sched.now;
-    // DESIGN §7: a lock whose validity ran out during the round must not be returned.
+    // docs/architecture.md, "Acquire round" step 3: a lock is never returned already expired.
     if (lock.remaining() <= 0)
       problems.push(`${acq.id}: acquire returned a lock with no validity left`);
     acq.fences = { ...lock.fences };
