@@ -316,7 +316,7 @@ class Demo {
         break;
       }
       case 'started':
-        run.childPid = Number(e.pid);
+        run.childPid = Number(e.childPid);
         break;
       case 'extended':
         run.validUntil = Number(e.validUntil);
