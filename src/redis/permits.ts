@@ -501,10 +501,10 @@ export class PermitEngine implements PermitSource {
     const undoAll = () => this.#undo(plan, value, round, () => true, true);
 
     if (!round.ok) {
+      if (ticketMax > plan.ticket) plan.ticket = ticketMax;
       undoAll();
       if (isInfrastructureFailure(round.outcomes, quorum))
         return finish({ kind: 'quorum', outcomes: round.outcomes });
-      if (ticketMax > plan.ticket) plan.ticket = ticketMax;
       return finish({
         kind: 'taken',
         holderTtl: holderTtlOnQuorum(round.outcomes, quorum),
@@ -613,15 +613,19 @@ export class PermitEngine implements PermitSource {
       '',
       failed && plan.turn ? plan.member : '',
     ];
-    const release = (targets: readonly LockNode[]) => {
-      if (targets.length > 0) this.#fanRelease(targets, args);
+    const release = (targets: readonly LockNode[], requeue = '0') => {
+      if (targets.length > 0) this.#fanRelease(targets, [...args, requeue, String(QUEUE_LEASE_MS)]);
     };
+    // A waiter whose failed round was granted somewhere goes back into that
+    // node's queue in its place (the grant took it out), so that every node
+    // orders the same waiters. Not after a late yes: the waiter may hold by then.
     release(
       nodes.filter((_, i) => {
         const reply = round.replies.get(i);
         if (reply) return which(reply);
         return failed && round.outcomes[i]?.status !== 'taken';
       }),
+      failed && !plan.turn && plan.waits ? String(plan.ticket) : '0',
     );
     this.#host.track(
       round.settled.then(({ replies }) => {

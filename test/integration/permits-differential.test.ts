@@ -38,7 +38,15 @@ const members = ['p0.1s', 'p0.2s', 'p1.3s', 'p2.4s', 'p0.5r', 'p1.6r', 'p2.7w', 
 
 type Step =
   | { op: 'acquire'; m: number; waits: boolean; ticket: number; hint: string; round: number }
-  | { op: 'release'; m: number; round: number; turn: boolean; leave: boolean; keep: boolean }
+  | {
+      op: 'release';
+      m: number;
+      round: number;
+      turn: boolean;
+      leave: boolean;
+      keep: boolean;
+      requeue: number;
+    }
   | { op: 'extend'; m: number; round: number; field: string };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
@@ -57,6 +65,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
     turn: fc.boolean(),
     leave: fc.boolean(),
     keep: fc.boolean(),
+    requeue: fc.constantFrom(0, 0, 2, 6),
   }),
   fc.record({
     op: fc.constant('extend' as const),
@@ -102,6 +111,8 @@ function argvOf(s: Step): string[] {
     ...head('release', s.turn ? `~turn~${member}` : value, kind === 's' ? '' : field, '0'),
     s.leave ? member : '',
     s.keep ? member : '',
+    String(s.requeue),
+    LONG,
   ];
 }
 
@@ -182,6 +193,7 @@ const release = (m: number): Step => ({
   turn: false,
   leave: false,
   keep: false,
+  requeue: 0,
 });
 
 describe('permits.lua and the simulation agree', () => {

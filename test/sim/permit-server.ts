@@ -238,6 +238,14 @@ function permits(s: PermitServer, keys: readonly string[], argv: readonly string
     } else {
       for (const [f, v] of holdMap()) if (v === value) fields.push(f);
     }
+    const requeue = Number(argv[11] ?? '0');
+    if (requeue > 0 && restore === '' && fields.length > 0) {
+      const lease = Number(argv[12]);
+      s.zadd(q, requeue, member);
+      s.zadd(e, now + lease, member);
+      keep(q, lease);
+      keep(e, lease);
+    }
     for (const f of fields) {
       if (restore !== '') {
         s.hset(hold, f, `~turn~${restore}`);

@@ -38,6 +38,9 @@
 -- release only:
 -- ARGV[10] a member leaving the queue, or ''
 -- ARGV[11] a member whose turn is restored on the released field instead, or ''
+-- ARGV[12] undoing a waiter's failed round: its ticket, to queue it again
+--          where its value is released (the grant had taken it out), or '0'
+-- ARGV[13] lease of that queue entry, ms
 --
 -- Returns: acquire {1, field, fence (0 without fencing)} when granted,
 --          {0, pttl, ticket, rank} when refused (pttl: ms until the nearest
@@ -157,6 +160,15 @@ if op == 'release' then
     for i = 1, #all, 2 do
       if all[i + 1] == value then fields[#fields + 1] = all[i] end
     end
+  end
+  local requeue = tonumber(ARGV[12] or '0')
+  if requeue > 0 and keep == '' and #fields > 0 then
+    -- Back in its place, so that every node's queue orders the same waiters.
+    local lease = tonumber(ARGV[13])
+    redis.call('ZADD', q, requeue, member)
+    redis.call('ZADD', e, now + lease, member)
+    keep_key(q, lease)
+    keep_key(e, lease)
   end
   for _, f in ipairs(fields) do
     if keep ~= '' then
