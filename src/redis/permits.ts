@@ -515,12 +515,11 @@ export class PermitEngine implements PermitSource {
 
     // A permit is one field held on a quorum. Readers and the writer always ask
     // for one field; a semaphore's nodes may grant different slots.
-    let granted = round.replies;
-    let field = agreedField(granted, quorum);
-    if (field === undefined) {
-      granted = (await round.settled).replies;
-      field = agreedField(granted, quorum);
-    }
+    // A split round fails at once rather than wait for the other answers (a
+    // paused node would hold it up for nodeTimeout); the next round asks for
+    // the slot most nodes gave, and a late grant is undone when it lands.
+    const granted = round.replies;
+    const field = agreedField(granted, quorum);
     const drift = a.ttl * driftFactor + driftMs;
     const deadline = round.startedAt + a.ttl - drift;
     if (field === undefined) {
