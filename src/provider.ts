@@ -282,9 +282,7 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
     optionsOrFn: LeaderOptions | LeaderRoutine,
     maybeFn?: LeaderRoutine,
   ): Leader {
-    const fn = typeof optionsOrFn === 'function' ? optionsOrFn : maybeFn;
-    const options = typeof optionsOrFn === 'function' ? {} : optionsOrFn;
-    return new Leader(this, resource, options, fn as LeaderRoutine);
+    return startLeader(this, resource, optionsOrFn, maybeFn);
   }
 
   async inspect(resource: string): Promise<S> {
@@ -557,6 +555,18 @@ export async function runUsing<T>(
   // The routine finished; its result stands whatever release does.
   await lock.release().catch(() => {});
   return result;
+}
+
+/** `leader()` for any provider: both overloads' arguments to a campaign. */
+export function startLeader(
+  provider: LockProvider,
+  resource: string,
+  optionsOrFn: LeaderOptions | LeaderRoutine,
+  maybeFn?: LeaderRoutine,
+): Leader {
+  const fn = typeof optionsOrFn === 'function' ? optionsOrFn : maybeFn;
+  const options = typeof optionsOrFn === 'function' ? {} : optionsOrFn;
+  return new Leader(provider, resource, options, fn as LeaderRoutine);
 }
 
 /** The backend modules `connect` can load, by URL scheme. */

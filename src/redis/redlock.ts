@@ -11,11 +11,10 @@ import {
   AcquireTimeoutError,
   ClosedError,
   InvalidArgumentError,
-  LockLostError,
   LockTakenError,
   QuorumError,
 } from '../errors.js';
-import { Leader, type LeaderOptions, type LeaderRoutine } from '../leader.js';
+import type { Leader, LeaderOptions, LeaderRoutine } from '../leader.js';
 import { type ExtendResult, Lock, type LockContext } from '../lock.js';
 import {
   type AcquireOptions,
@@ -28,9 +27,10 @@ import {
   type Settings,
   show,
 } from '../options.js';
-import { type LockProvider, runUsing } from '../provider.js';
+import { type LockProvider, type ProviderRoutine, runUsing, startLeader } from '../provider.js';
 import { backoffDelay, LocalQueue, Wakeup } from '../waiting.js';
 import { checkNodeSpecs, type NodeSpec, openNodes } from './connect.js';
+import { expiredReason, extendOutcome } from './extend-round.js';
 import { chooseTokens } from './fencing.js';
 import { fenceKey, leaseKey, lockKey, queueKey, turnChannelPrefix, turnMark } from './keys.js';
 import type { AcquireReply, AcquireRequest, LockNode, ReleaseRequest } from './node.js';
@@ -70,7 +70,7 @@ export interface ResourceState {
 }
 
 /** The critical section run by `using`: gets the lost-lock signal and the lock. */
-export type UsingRoutine<T> = (signal: AbortSignal, lock: Lock) => Promise<T> | T;
+export type UsingRoutine<T> = ProviderRoutine<T>;
 
 type Attempt =
   | { kind: 'acquired'; lock: Lock }
@@ -145,6 +145,10 @@ interface Plan {
   turn: boolean;
   /** True once the nodes may hold a queue entry of this waiter. */
   queued: boolean;
+  /** Per node, its latest answer, once any node refused: a refusal queued us there. */
+  answers: Array<'queued' | 'acquired' | undefined> | undefined;
+  /** True once this acquisition holds the lock: later refusals are left at once. */
+  won: boolean;
   /** True when turns of this instance were already announced to it when the first round went out. */
   heard: boolean;
   /**
@@ -310,9 +314,7 @@ export class Redlock implements LockProvider {
     optionsOrFn: LeaderOptions | LeaderRoutine,
     maybeFn?: LeaderRoutine,
   ): Leader {
-    const fn = typeof optionsOrFn === 'function' ? optionsOrFn : maybeFn;
-    const options = typeof optionsOrFn === 'function' ? {} : optionsOrFn;
-    return new Leader(this, resource, options, fn as LeaderRoutine);
+    return startLeader(this, resource, optionsOrFn, maybeFn);
   }
 
   /**
@@ -467,6 +469,8 @@ export class Redlock implements LockProvider {
       ticket: 0,
       turn: false,
       queued: false,
+      answers: undefined,
+      won: false,
       heard: this.#turnsActive,
     };
     const queueKey = a.resources.join('\u0000');
@@ -683,7 +687,19 @@ export class Redlock implements LockProvider {
       clock: this.#clock,
       call: (node, signal) => node.acquire(req, signal),
       judge: (reply, i) => {
-        if (reply.ok) return ACQUIRED;
+        if (reply.ok) {
+          if (plan.answers) plan.answers[i] = 'acquired';
+          return ACQUIRED;
+        }
+        if (plan.member) {
+          // The node queued us (or handed us the lock): leave at once if we hold it already.
+          if (plan.won) {
+            this.#leaveQueue(plan, [this.#nodes[i]!]);
+          } else {
+            plan.answers ??= [];
+            plan.answers[i] = 'queued';
+          }
+        }
         if (plan.handable) noteReply(plan, i, reply, sentAt);
         if (reply.granted) return GRANTED;
         if (reply.ticket > 0) {
@@ -779,20 +795,26 @@ export class Redlock implements LockProvider {
       onLost: a.onLost,
     });
     this.#locks.add(lock);
-    if (plan.queued) {
+    if (plan.member) {
       this.#members.set(lock, plan.member);
-      // Nodes that refused this round queued us: leave their queues now, or
-      // the entry would reach the front there and waste a turn.
-      this.#track(
-        round.settled.then(({ outcomes }) => {
-          // So may nodes that answered late or not at all, and nodes that hand us
-          // the lock itself meanwhile: give that back.
-          const refused = this.#nodes.filter(
-            (_, i) => outcomes[i]?.status !== 'acquired' || plan.grants[i] !== undefined,
-          );
-          if (refused.length > 0) this.#leaveQueue(plan, refused);
-        }),
-      );
+      plan.won = true;
+      // Nodes whose latest answer queued us (or handed us the lock itself):
+      // leave their queues now, or the entry would reach the front there and
+      // waste a turn. Nodes that answer later are left as they answer.
+      const answers = plan.answers;
+      if (answers) {
+        const queued = this.#nodes.filter((_, i) => answers[i] === 'queued');
+        if (queued.length > 0) this.#leaveQueue(plan, queued);
+      }
+      // A node that does not answer in time may still run the round later and queue us.
+      if (round.outcomes.some((o) => o.status === 'pending')) {
+        this.#track(
+          round.settled.then(({ outcomes }) => {
+            const silent = this.#nodes.filter((_, i) => outcomes[i]?.status === 'timeout');
+            if (silent.length > 0) this.#leaveQueue(plan, silent);
+          }),
+        );
+      }
     }
     return finish({ kind: 'acquired', lock });
   }
@@ -863,6 +885,7 @@ export class Redlock implements LockProvider {
     if (!a.renew) lock.pickUp();
     this.#locks.add(lock);
     this.#members.set(lock, plan.member);
+    plan.won = true;
     // Nodes that did not hand it over may still queue us.
     const others = this.#nodes.filter((_, i) => !plan.grants[i]);
     if (others.length > 0) this.#leaveQueue(plan, others, '');
@@ -1068,7 +1091,7 @@ export class Redlock implements LockProvider {
   }
 
   async #extend(lock: Lock, ttl: number): Promise<ExtendResult> {
-    const { keyPrefix, quorum, driftFactor, driftMs } = this.settings;
+    const { keyPrefix, quorum } = this.settings;
     if (this.#closed)
       return { deadline: undefined, gone: false, outcomes: [], error: new ClosedError() };
     const keys = lock.resources.map((r) => lockKey(keyPrefix, r));
@@ -1082,26 +1105,14 @@ export class Redlock implements LockProvider {
         judge: (ok) => (ok ? ACQUIRED : TAKEN),
       }),
     );
-    const deadline = round.startedAt + ttl - (ttl * driftFactor + driftMs);
-    const ok = round.ok && deadline > this.#clock.now();
-    publish('extend', () => ({
-      resources: lock.resources,
-      ok,
-      durationMs: this.#clock.now() - round.startedAt,
-      nodes: round.outcomes,
-    }));
-    if (ok) return { deadline, gone: false, outcomes: round.outcomes };
-    const infra = isInfrastructureFailure(round.outcomes, quorum);
-    return {
-      deadline: undefined,
-      gone: !infra && !round.ok,
-      outcomes: round.outcomes,
-      error: round.ok
-        ? new QuorumError('extend', quorum, round.outcomes, expiredReason(ttl))
-        : infra
-          ? new QuorumError('extend', quorum, round.outcomes)
-          : new LockLostError(lock.resources, 'it is no longer held on a quorum of nodes'),
-    };
+    return extendOutcome(
+      round,
+      ttl,
+      this.settings,
+      this.#clock,
+      lock.resources,
+      'it is no longer held on a quorum of nodes',
+    );
   }
 
   async #release(lock: Lock): Promise<readonly NodeOutcome[]> {
@@ -1136,10 +1147,6 @@ export class Redlock implements LockProvider {
     if (error) throw error;
     return round.outcomes;
   }
-}
-
-function expiredReason(ttl: number): string {
-  return `the round took longer than the validity of a ${ttl} ms ttl; raise ttl or nodeTimeout, or check node latency`;
 }
 
 /** Lock, fence, queue and lease keys of `resources`, 4 per resource (see scripts/acquire.lua). */

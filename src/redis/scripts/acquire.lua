@@ -114,20 +114,16 @@ local function hand(i, head, tell)
   return f
 end
 
--- The waiter already holds the lock it was handed: report it, write nothing.
-if handable then
-  local v = redis.call('GET', KEYS[1])
-  if v == granted then
-    local f = redis.call('GET', KEYS[n + 1])
-    return {2, redis.call('PTTL', KEYS[1]), tonumber(f) or 0}
-  end
-end
 
 local taken = false
 local holder_ttl = -1
 local turn_ttl = 0
 for i = 1, n do
   local v = redis.call('GET', KEYS[i])
+  if handable and v == granted then
+    -- The waiter already holds the lock it was handed: report it, write nothing.
+    return {2, redis.call('PTTL', KEYS[i]), tonumber(redis.call('GET', KEYS[n + i])) or 0}
+  end
   if v and v ~= mark and string.sub(v, 1, #prefix) ~= prefix then
     taken = true
     local pttl = redis.call('PTTL', KEYS[i])
