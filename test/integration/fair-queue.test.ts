@@ -12,7 +12,12 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Lock, Redlock, type RedlockOptions } from '../../src/index.js';
-import { QUEUE_LEASE_MS, QUEUE_REFRESH_MS } from '../../src/redis/redlock.js';
+import {
+  MAX_TURN_GRACE_MS,
+  MIN_TURN_GRACE_MS,
+  QUEUE_LEASE_MS,
+  QUEUE_REFRESH_MS,
+} from '../../src/redis/redlock.js';
 import { Child, hrNow, killAll } from '../fixtures/child.mjs';
 import { connected, nodeClients } from '../harness/connected.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
@@ -228,13 +233,14 @@ describe('FIFO across independent clients', () => {
 });
 
 /**
- * A short per-call deadline makes the turn grace short: grace = max(50, 2 ×
- * nodeTimeout) = 200 ms. A turn handed to a waiter that cannot claim it costs
- * the next waiter that grace, plus one acquire round (≤ nodeTimeout) to claim,
- * plus scheduling slack on a loaded 2-core machine (500 ms).
+ * A short per-call deadline makes the hand-over grace short: grace = 2 ×
+ * nodeTimeout within [MIN_TURN_GRACE_MS, MAX_TURN_GRACE_MS] = 250 ms. A lock
+ * or turn handed to a waiter that cannot take it costs the next waiter that
+ * grace, plus one acquire round (≤ nodeTimeout) to take it, plus scheduling
+ * slack on a loaded 2-core machine (500 ms).
  */
 const FAST: RedlockOptions = { nodeTimeout: 100 };
-const GRACE_MS = Math.max(50, 2 * FAST.nodeTimeout!);
+const GRACE_MS = Math.min(MAX_TURN_GRACE_MS, Math.max(MIN_TURN_GRACE_MS, 2 * FAST.nodeTimeout!));
 const DEAD_HEAD_BOUND_MS = GRACE_MS + FAST.nodeTimeout! + 500;
 
 describe('a waiter at the head of the queue that cannot take its turn', () => {
