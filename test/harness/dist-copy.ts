@@ -1,6 +1,6 @@
 /**
- * A private copy of dist/ for worker processes: other engineers rebuilding
- * dist/ meanwhile must not hand a worker half-written modules.
+ * A private copy of dist/ for worker processes: a build that rewrites dist/
+ * while a test runs must not hand a worker half-written modules.
  */
 import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';

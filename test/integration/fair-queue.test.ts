@@ -6,9 +6,8 @@
  * across nodes (entries of waiters nobody runs, different orders, different
  * tickets) still let every live waiter through, one at a time.
  */
-import { cpSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Lock, Redlock, type RedlockOptions } from '../../src/index.js';
@@ -20,6 +19,7 @@ import {
 } from '../../src/redis/redlock.js';
 import { Child, hrNow, killAll } from '../fixtures/child.mjs';
 import { connected, nodeClients } from '../harness/connected.js';
+import { copyDist } from '../harness/dist-copy.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 
 const queueKey = (r: string) => `quorumlock:{${r}}:queue`;
@@ -58,31 +58,8 @@ async function holdEverywhere(holder: Redlock, resource: string, ttl: number): P
   return lock;
 }
 
-/**
- * The workers load a private copy of dist/, taken once: other engineers
- * rebuilding dist/ meanwhile must not hand a worker half-written modules.
- */
+/** The workers load a private copy of dist/ (see harness/dist-copy.ts), taken once. */
 let dist: string;
-
-/** Copies dist/ (ES modules and scripts) under .tmp/ and checks that the copy loads. */
-async function snapshotDist(): Promise<string> {
-  const from = fileURLToPath(new URL('../../dist/', import.meta.url));
-  for (let attempt = 1; ; attempt++) {
-    const to = fileURLToPath(
-      new URL(`../../.tmp/test-dist-${process.pid}-${attempt}/`, import.meta.url),
-    );
-    mkdirSync(to, { recursive: true });
-    cpSync(from, to, { recursive: true, filter: (src) => !src.includes('/dist/cjs') });
-    try {
-      await import(`${to}index.js`);
-      return to;
-    } catch (err) {
-      rmSync(to, { recursive: true, force: true });
-      if (attempt >= 5) throw err;
-      await sleep(3_000);
-    }
-  }
-}
 
 function waiterProcess(resource: string, options: RedlockOptions): Child {
   const child = new Child('./queue-waiter.mjs', { urls: ensemble.urls, resource, options, dist });
@@ -94,7 +71,7 @@ beforeAll(async () => {
   if (!existsSync(new URL('../../dist/index.js', import.meta.url))) {
     throw new Error('the queue-waiter workers import dist/: run `npm run build` first');
   }
-  dist = await snapshotDist();
+  dist = await copyDist('fair-queue');
   ensemble = await startEnsemble({ size: 3 });
   direct = nodeClients(ensemble);
 });
