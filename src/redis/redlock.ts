@@ -159,7 +159,7 @@ interface Plan {
   /** The value a node holds when it handed this waiter the lock: `<prefix>.g`. */
   readonly grant: string;
   /** Per node: the latest rounds it refused (send time, its fence counter then). */
-  readonly refusals: Array<Array<{ sentAt: number; fence: number }>>;
+  readonly refusals: Array<Array<{ sentAt: number; fence: number }> | undefined>;
   /** Per node: a handed-over lock it holds for us, from a notice or a reply. */
   readonly grants: Array<Grant | undefined>;
 }
@@ -464,7 +464,7 @@ export class Redlock implements LockProvider {
       member: a.wait > 0 ? `${this.#id}.${prefix}${handable ? '' : '.t'}` : '',
       handable,
       grant: `${prefix}.g`,
-      refusals: handable ? Array.from({ length: n }, () => []) : [],
+      refusals: handable ? new Array(n) : [],
       grants: handable ? new Array<Grant | undefined>(n) : [],
       ticket: 0,
       turn: false,
@@ -626,7 +626,8 @@ export class Redlock implements LockProvider {
           // when another waiter's turn runs out unclaimed.
           delay = QUEUE_REFRESH_MS;
           if (result.holderTtl !== undefined) delay = Math.min(delay, result.holderTtl + 1);
-          if (result.rank === 0 && result.turnTtl > 0) delay = Math.min(delay, result.turnTtl + 1);
+          // First or second in line (the first may be the one the lock is handed to).
+          if (result.rank <= 1 && result.turnTtl > 0) delay = Math.min(delay, result.turnTtl + 1);
         } else {
           const holderTtl = lastTaken?.kind === 'taken' ? lastTaken.holderTtl : undefined;
           delay = Math.min(backoffDelay(attempt++, this.settings.retry), holderTtl ?? Infinity);
@@ -706,7 +707,7 @@ export class Redlock implements LockProvider {
           if (reply.ticket > ticketMax) ticketMax = reply.ticket;
           if (reply.ticket < ticketMin) ticketMin = reply.ticket;
           if (rank < 0 || reply.rank < rank) rank = reply.rank;
-          if (reply.rank === 0 && reply.turnTtl > turnTtl) turnTtl = reply.turnTtl;
+          if (reply.rank <= 1 && reply.turnTtl > turnTtl) turnTtl = reply.turnTtl;
         }
         return reply.holderTtl >= 0
           ? { yes: false, status: 'taken', holderTtl: reply.holderTtl }
@@ -1177,7 +1178,11 @@ function noteReply(plan: Plan, i: number, reply: AcquireReply, sentAt: number): 
   }
   // Refused: a lock handed over before this was processed is gone; one handed over after
   // it (its counter is higher) was set no earlier than `sentAt`.
-  const refusals = plan.refusals[i]!;
+  let refusals = plan.refusals[i];
+  if (!refusals) {
+    refusals = [];
+    plan.refusals[i] = refusals;
+  }
   refusals.push({ sentAt, fence: reply.fence });
   if (refusals.length > 4) refusals.shift();
   if (held && held.fence <= reply.fence) plan.grants[i] = undefined;
@@ -1193,7 +1198,7 @@ function settleGrant(plan: Plan, i: number): void {
   const grant = plan.grants[i];
   if (!grant || grant.expiry !== undefined) return;
   let before = -Infinity;
-  for (const r of plan.refusals[i]!)
+  for (const r of plan.refusals[i] ?? [])
     if (r.fence < grant.fence && r.sentAt > before) before = r.sentAt;
   if (before > -Infinity) grant.expiry = before + grant.span;
 }

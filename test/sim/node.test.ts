@@ -270,13 +270,14 @@ describe('SimServer waiter queues, turns and hand-overs (acquire.lua, release.lu
     await w.sched.run();
     expect(rel.value).toBe(1);
     expect(w.notices).toEqual([`A ${A} ${K[0]} g 6001 50`, `B ${B} ${K[0]} 50`]);
-    // For another waiter a handed-over lock is not a holder: it counts as a turn.
+    // For another waiter a handed-over lock is not a holder: it counts as a turn;
+    // A keeps its place at the head until it takes the lock or leaves.
     expect(other.value).toMatchObject({
       ok: false,
       holderTtl: -1,
       turnTtl: 40,
       ticket: 2,
-      rank: 0,
+      rank: 1,
     });
     expect(barge.value).toMatchObject({ ok: false, holderTtl: 35 });
     // A finds the lock handed to it: its remaining grace and the fence, nothing written.
@@ -290,7 +291,11 @@ describe('SimServer waiter queues, turns and hand-overs (acquire.lua, release.lu
       fence: 6001,
     });
     expect(w.server.liveLockEntries()).toEqual([{ key: K[0], value: 'a.g' }]);
-    expect(zset(w, Q[0]!)).toEqual([[B, 2]]);
+    // A keeps its place (its lease cut to the grace) until its release or the lease removes it.
+    expect(zset(w, Q[0]!)).toEqual([
+      [A, 1],
+      [B, 2],
+    ]);
   });
 
   it('a release hands a turn to a first waiter that cannot be handed the lock; others are refused meanwhile', async () => {
@@ -305,7 +310,7 @@ describe('SimServer waiter queues, turns and hand-overs (acquire.lua, release.lu
     const mine = w.at(120, () => w.acquire('b.1', 'b', 1000, { member: B, ticket: 1 }));
     await w.sched.run();
     expect(notices).toEqual([`${B} ${K[0]}`]);
-    expect(other.value).toMatchObject({ ok: false, holderTtl: -1, turnTtl: 40, rank: 0 });
+    expect(other.value).toMatchObject({ ok: false, holderTtl: -1, turnTtl: 40, rank: 1 });
     expect(mine.value).toMatchObject({ ok: true });
     expect(w.server.liveLockEntries()).toEqual([{ key: K[0], value: 'b.1' }]);
   });
@@ -331,7 +336,7 @@ describe('SimServer waiter queues, turns and hand-overs (acquire.lua, release.lu
     const b = w.at(60, () => w.acquire('b.1', 'b', 1000, { member: B, ticket: 2 }));
     const a = w.at(70, () => w.acquire('a.1', 'a', 1000, { member: A, ticket: 1 }));
     await w.sched.run();
-    expect(b.value).toMatchObject({ ok: false, holderTtl: -1, ticket: 2, rank: 0, turnTtl: 50 });
+    expect(b.value).toMatchObject({ ok: false, holderTtl: -1, ticket: 2, rank: 1, turnTtl: 50 });
     expect(a.value).toMatchObject({ ok: false, granted: { pttl: 40, fence: 6001 } });
     expect(w.notices).toEqual([`A ${A} ${K[0]} g 6001 50`, `B ${B} ${K[0]} 50`]);
 
@@ -370,7 +375,8 @@ describe('SimServer waiter queues, turns and hand-overs (acquire.lua, release.lu
     expect(leave.value).toBe(1);
     expect(w.notices).toEqual([`A ${A} ${K[0]} g 6001 50`, `B ${B} ${K[0]} 50`, `B ${B} ${K[0]}`]);
     expect(w.server.liveLockEntries()).toEqual([{ key: K[0], value: `~turn~${B}` }]);
-    expect(zset(w, Q[0]!)).toBeUndefined();
+    // B keeps its place until it claims the turn (or its lease, cut to the grace, runs out).
+    expect(zset(w, Q[0]!)).toEqual([[B, 1]]);
   });
 
   it('seeds a fresh fence counter from a proposal up to 1 s ahead of server time, else from TIME; counters expire after their retention', async () => {

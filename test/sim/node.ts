@@ -481,8 +481,10 @@ export class SimServer {
     proposal: string | undefined,
     retention: string | undefined,
   ): number {
-    this.#zrem(keys.q, [head]);
-    this.#zrem(keys.e, [head]);
+    // ZADD e LT now+grace head: the head keeps its place, its lease shrinks to the grace.
+    const until = this.#nowMs() + luaToNumber(grace)!;
+    const lease = this.#zscore(keys.e, head);
+    if (lease === null || until < lease) this.#zadd(keys.e, until, head);
     const to = channel + this.#instanceOf(head);
     let f = 0;
     if (head.endsWith('.t')) {
@@ -495,7 +497,7 @@ export class SimServer {
       f = this.#bump(keys.f, proposal, retention);
       if (tell) this.#publish(to, `${head} ${keys.k} g ${f.toFixed(0)} ${grace}`);
     }
-    const next = this.#zrange(keys.q, 0, 0)[0];
+    const next = this.#zrange(keys.q, 1, 1)[0];
     if (next !== undefined) {
       this.#publish(channel + this.#instanceOf(next), `${next} ${keys.k} ${grace}`);
     }

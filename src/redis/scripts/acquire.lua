@@ -93,8 +93,10 @@ end
 -- Returns the fence handed over (0 for a turn).
 local function hand(i, head, tell)
   local q = KEYS[2 * n + i]
-  redis.call('ZREM', q, head)
-  redis.call('ZREM', KEYS[3 * n + i], head)
+  -- The head keeps its place until it takes the lock or leaves, so every node
+  -- keeps handing to the same waiter; only its lease shrinks to the grace: a
+  -- head that died or stalled drops out then, a live one renews it.
+  redis.call('ZADD', KEYS[3 * n + i], 'LT', server_ms() + tonumber(grace), head)
   local to = channel .. string.match(head, '^[^.]+')
   local f = 0
   if string.sub(head, -2) == '.t' then
@@ -107,7 +109,7 @@ local function hand(i, head, tell)
       redis.call('PUBLISH', to, head .. ' ' .. KEYS[i] .. ' g ' .. string.format('%.0f', f) .. ' ' .. grace)
     end
   end
-  local next = redis.call('ZRANGE', q, 0, 0)[1]
+  local next = redis.call('ZRANGE', q, 1, 1)[1]
   if next then
     redis.call('PUBLISH', channel .. string.match(next, '^[^.]+'), next .. ' ' .. KEYS[i] .. ' ' .. grace)
   end

@@ -30,6 +30,14 @@ local channel = ARGV[4]
 local released = 0
 local now = false
 
+local function server_ms()
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now
+end
+
 local function bump(i)
   local f = redis.call('INCR', KEYS[n + i])
   if f == 1 then
@@ -47,8 +55,10 @@ end
 
 local function hand(i, head)
   local q = KEYS[2 * n + i]
-  redis.call('ZREM', q, head)
-  redis.call('ZREM', KEYS[3 * n + i], head)
+  -- The head keeps its place until it takes the lock or leaves, so every node
+  -- keeps handing to the same waiter; only its lease shrinks to the grace: a
+  -- head that died or stalled drops out then, a live one renews it.
+  redis.call('ZADD', KEYS[3 * n + i], 'LT', server_ms() + tonumber(grace), head)
   local to = channel .. string.match(head, '^[^.]+')
   if string.sub(head, -2) == '.t' then
     redis.call('SET', KEYS[i], '~turn~' .. head, 'PX', grace)
@@ -58,7 +68,7 @@ local function hand(i, head)
     local f = bump(i)
     redis.call('PUBLISH', to, head .. ' ' .. KEYS[i] .. ' g ' .. string.format('%.0f', f) .. ' ' .. grace)
   end
-  local next = redis.call('ZRANGE', q, 0, 0)[1]
+  local next = redis.call('ZRANGE', q, 1, 1)[1]
   if next then
     redis.call('PUBLISH', channel .. string.match(next, '^[^.]+'), next .. ' ' .. KEYS[i] .. ' ' .. grace)
   end
@@ -78,11 +88,7 @@ for i = 1, n do
     else
       local head = false
       if queued then
-        if not now then
-          local t = redis.call('TIME')
-          now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-        end
-        local dead = redis.call('ZRANGEBYSCORE', e, '-inf', now, 'LIMIT', 0, 16)
+        local dead = redis.call('ZRANGEBYSCORE', e, '-inf', server_ms(), 'LIMIT', 0, 16)
         if #dead > 0 then
           redis.call('ZREM', q, unpack(dead))
           redis.call('ZREM', e, unpack(dead))
