@@ -143,6 +143,12 @@ export interface LockNode {
   close(): Promise<void>;
 }
 
+/**
+ * Calls in flight to one node from which its writes are coalesced (many locks
+ * at once); below it a call is written at once, as a lone lock's calls are.
+ */
+const COALESCE_AT = 4;
+
 /** Commands a node may have in flight before further calls fail at once instead of queueing. */
 export const MAX_IN_FLIGHT = 2048;
 
@@ -384,7 +390,7 @@ export class RedisNode implements LockNode {
     if (this.#inFlight >= MAX_IN_FLIGHT) {
       throw new NodeUnavailableError(`${this.id} has ${this.#inFlight} calls in flight`);
     }
-    if (this.#inFlight > 0) this.#coalesce();
+    if (this.#inFlight >= COALESCE_AT) this.#coalesce();
     this.#inFlight++;
     const sentAt = performance.now();
     try {
