@@ -686,7 +686,20 @@ export class Redlock implements LockProvider {
       quorum,
       timeout,
       clock: this.#clock,
-      call: (node, signal) => node.acquire(req, signal),
+      call: (node, signal) => {
+        const reply = node.acquire(req, signal);
+        if (!plan.handable) return reply;
+        // A node that answers after its deadline may still hold the lock for us: its
+        // reply bounds that lock's expiry all the same, so count it, and look again.
+        const i = this.#nodes.indexOf(node);
+        return reply.then((r) => {
+          if (!r.ok && r.granted && !plan.won) {
+            noteReply(plan, i, r, sentAt);
+            this.#waiters.get(plan.member)?.wake.wakeAfter(0);
+          }
+          return r;
+        });
+      },
       judge: (reply, i) => {
         if (reply.ok) {
           if (plan.answers) plan.answers[i] = 'acquired';
