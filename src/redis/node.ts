@@ -143,6 +143,78 @@ export interface LockNode {
   close(): Promise<void>;
 }
 
+/** ARGV of the acquire script for `req` (see scripts/acquire.lua); built once per request, whatever the number of nodes. */
+export function acquireArgs(req: AcquireRequest): readonly string[] {
+  let args = encoded.get(req);
+  if (!args) {
+    args = [
+      req.value,
+      req.prefix,
+      String(req.ttl),
+      String(req.keys.length / 4),
+      req.fencing ? '1' : '0',
+      req.member,
+      String(req.ticket),
+      String(req.lease),
+      String(req.grace),
+      req.channel,
+      String(req.seed),
+      String(req.retention),
+    ];
+    encoded.set(req, args);
+  }
+  return args;
+}
+
+/** ARGV of the release script for `req` (see scripts/release.lua); built once per request. */
+export function releaseArgs(req: ReleaseRequest): readonly string[] {
+  let args = encoded.get(req);
+  if (!args) {
+    args = [
+      req.value,
+      req.leaving,
+      String(req.grace),
+      req.channel,
+      req.restore,
+      String(req.seed),
+      String(req.retention),
+    ];
+    encoded.set(req, args);
+  }
+  return args;
+}
+
+const encoded = new WeakMap<object, readonly string[]>();
+
+/** The acquire script's reply as an AcquireReply. */
+export function acquireReply(raw: unknown): AcquireReply {
+  const reply = raw as number[];
+  if (reply[0] === 1) {
+    const fences: number[] = [];
+    for (let i = 1; i < reply.length; i++) fences.push(Number(reply[i]));
+    return { ok: true, fences };
+  }
+  if (reply[0] === 2) {
+    return {
+      ok: false,
+      granted: { pttl: Number(reply[1]), fence: Number(reply[2]) },
+      holderTtl: -1,
+      ticket: 0,
+      rank: -1,
+      turnTtl: 0,
+      fence: Number(reply[2]),
+    };
+  }
+  return {
+    ok: false,
+    holderTtl: Number(reply[1] ?? -1),
+    ticket: Number(reply[2] ?? 0),
+    rank: Number(reply[3] ?? -1),
+    turnTtl: Number(reply[4] ?? 0),
+    fence: Number(reply[5] ?? 0),
+  };
+}
+
 /**
  * Calls in flight to one node from which its writes are coalesced (many locks
  * at once); below it a call is written at once, as a lone lock's calls are.
@@ -202,49 +274,7 @@ export class RedisNode implements LockNode {
   }
 
   async acquire(req: AcquireRequest, signal: AbortSignal): Promise<AcquireReply> {
-    const reply = (await this.#run(
-      scripts.acquire,
-      req.keys,
-      [
-        req.value,
-        req.prefix,
-        String(req.ttl),
-        String(req.keys.length / 4),
-        req.fencing ? '1' : '0',
-        req.member,
-        String(req.ticket),
-        String(req.lease),
-        String(req.grace),
-        req.channel,
-        String(req.seed),
-        String(req.retention),
-      ],
-      signal,
-    )) as number[];
-    if (reply[0] === 1) {
-      const fences: number[] = [];
-      for (let i = 1; i < reply.length; i++) fences.push(Number(reply[i]));
-      return { ok: true, fences };
-    }
-    if (reply[0] === 2) {
-      return {
-        ok: false,
-        granted: { pttl: Number(reply[1]), fence: Number(reply[2]) },
-        holderTtl: -1,
-        ticket: 0,
-        rank: -1,
-        turnTtl: 0,
-        fence: Number(reply[2]),
-      };
-    }
-    return {
-      ok: false,
-      holderTtl: Number(reply[1] ?? -1),
-      ticket: Number(reply[2] ?? 0),
-      rank: Number(reply[3] ?? -1),
-      turnTtl: Number(reply[4] ?? 0),
-      fence: Number(reply[5] ?? 0),
-    };
+    return acquireReply(await this.#run(scripts.acquire, req.keys, acquireArgs(req), signal));
   }
 
   async extend(keys: readonly string[], value: string, ttl: number, signal: AbortSignal) {
@@ -252,16 +282,7 @@ export class RedisNode implements LockNode {
   }
 
   async release(req: ReleaseRequest, signal: AbortSignal) {
-    const args = [
-      req.value,
-      req.leaving,
-      String(req.grace),
-      req.channel,
-      req.restore,
-      String(req.seed),
-      String(req.retention),
-    ];
-    return Number(await this.#run(scripts.release, req.keys, args, signal));
+    return Number(await this.#run(scripts.release, req.keys, releaseArgs(req), signal));
   }
 
   async fenceSync(

@@ -43,7 +43,8 @@ export interface FanOutOptions<T> {
   /** Per-call deadline in ms. */
   readonly timeout: number;
   readonly clock: Clock;
-  readonly call: (node: LockNode, signal: AbortSignal) => Promise<T>;
+  /** Sends the operation to `node`, the `index`-th of `nodes`. */
+  readonly call: (node: LockNode, signal: AbortSignal, index: number) => Promise<T>;
   /** How node `index`'s reply counts. */
   readonly judge: (reply: T, index: number) => Verdict;
 }
@@ -119,7 +120,7 @@ export function fanOut<T>(opts: FanOutOptions<T>): Promise<Round<T>> {
   nodes.forEach((node, i) => {
     let call: Promise<T>;
     try {
-      call = opts.call(node, controller.signal);
+      call = opts.call(node, controller.signal, i);
     } catch (err) {
       call = Promise.reject(err);
     }

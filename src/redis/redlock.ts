@@ -686,12 +686,11 @@ export class Redlock implements LockProvider {
       quorum,
       timeout,
       clock: this.#clock,
-      call: (node, signal) => {
+      call: (node, signal, i) => {
         const reply = node.acquire(req, signal);
         if (!plan.handable) return reply;
         // A node that answers after its deadline may still hold the lock for us: its
         // reply bounds that lock's expiry all the same, so count it, and look again.
-        const i = this.#nodes.indexOf(node);
         return reply.then((r) => {
           if (!r.ok && r.granted && !plan.won) {
             noteReply(plan, i, r, sentAt);
@@ -767,21 +766,16 @@ export class Redlock implements LockProvider {
       const n = a.resources.length;
       const choice = chooseTokens(fencesOf(round.replies.values()));
       if (choice.needsSync) {
-        const yesNodes = [...round.replies.keys()];
-        const keys = plan.keys.slice(0, n);
-        const fenceKeys = plan.keys.slice(n, 2 * n);
         // Phase 2 is part of the round: it must finish inside the validity window.
         const left = deadline - this.#clock.now();
         if (left <= 0) return expired();
-        const sync = await fanOut({
-          nodes: yesNodes.map((i) => this.#nodes[i]!),
-          quorum,
-          timeout: Math.min(timeout, left),
-          clock: this.#clock,
-          call: (node, signal) =>
-            node.fenceSync(keys, fenceKeys, value, choice.tokens, FENCE_RETENTION_MS, signal),
-          judge: (held) => (held ? ACQUIRED : TAKEN),
-        });
+        const sync = await this.#syncFences(
+          plan,
+          [...round.replies.keys()],
+          value,
+          choice.tokens,
+          Math.min(timeout, left),
+        );
         if (!sync.ok) {
           if (deadline - this.#clock.now() <= 0) return expired();
           // Not final even when nodes failed here: the next round may succeed on others.
@@ -869,17 +863,13 @@ export class Redlock implements LockProvider {
     }));
     if (differ) {
       // Phase 2, as for any acquisition: a quorum at least at the token, inside validity.
-      const keys = plan.keys.slice(0, 1);
-      const fenceKeys = plan.keys.slice(1, 2);
-      const sync = await fanOut({
-        nodes: chosen.map((c) => this.#nodes[c.i]!),
-        quorum,
-        timeout: Math.min(this.#timeout(a.ttl), deadline - now),
-        clock: this.#clock,
-        call: (node, signal) =>
-          node.fenceSync(keys, fenceKeys, value, [token], FENCE_RETENTION_MS, signal),
-        judge: (ok) => (ok ? ACQUIRED : TAKEN),
-      });
+      const sync = await this.#syncFences(
+        plan,
+        chosen.map((c) => c.i),
+        value,
+        [token],
+        Math.min(this.#timeout(a.ttl), deadline - now),
+      );
       if (!sync.ok || deadline - this.#clock.now() <= 0) {
         for (const c of chosen) plan.grants[c.i] = undefined;
         return undefined;
@@ -961,17 +951,7 @@ export class Redlock implements LockProvider {
     // A waiter woken by its turn keeps it where the claim is undone.
     const keep = plan.turn && !plan.handable ? turnMark(plan.member) : '';
     const req = this.#releaseRequest(plan.keys, value, '', keep, plan.a.ttl);
-    const release = (nodes: readonly LockNode[]) =>
-      this.#track(
-        fanOut({
-          nodes,
-          quorum: nodes.length,
-          timeout: this.#timeout(this.settings.ttl),
-          clock: this.#clock,
-          call: (node, signal) => node.release(req, signal),
-          judge: () => RELEASED,
-        }).then((r) => r.settled),
-      );
+    const release = (nodes: readonly LockNode[]) => this.#releaseOn(nodes, req);
     const mayHold = this.#nodes.filter((_, i) => round.outcomes[i]?.status !== 'taken');
     if (mayHold.length > 0) release(mayHold);
     this.#track(
@@ -995,8 +975,12 @@ export class Redlock implements LockProvider {
     nodes: readonly LockNode[] = this.#nodes,
     value = plan.handable ? plan.grant : turnMark(plan.member),
   ): void {
-    const req = this.#releaseRequest(plan.keys, value, plan.member, '', plan.a.ttl);
-    this.#track(
+    this.#releaseOn(nodes, this.#releaseRequest(plan.keys, value, plan.member, '', plan.a.ttl));
+  }
+
+  /** Sends `req` to every one of `nodes`, in the background (close() waits for it). */
+  #releaseOn(nodes: readonly LockNode[], req: ReleaseRequest): Promise<unknown> {
+    return this.#track(
       fanOut({
         nodes,
         quorum: nodes.length,
@@ -1006,6 +990,31 @@ export class Redlock implements LockProvider {
         judge: () => RELEASED,
       }).then((r) => r.settled),
     );
+  }
+
+  /**
+   * Fence phase 2 on the nodes at `indexes`: raise each resource's counter to
+   * its token and confirm the nodes still hold `value`.
+   */
+  #syncFences(
+    plan: Plan,
+    indexes: readonly number[],
+    value: string,
+    tokens: readonly number[],
+    timeout: number,
+  ): Promise<Round<boolean>> {
+    const n = plan.a.resources.length;
+    const keys = plan.keys.slice(0, n);
+    const fenceKeys = plan.keys.slice(n, 2 * n);
+    return fanOut({
+      nodes: indexes.map((i) => this.#nodes[i]!),
+      quorum: this.settings.quorum,
+      timeout,
+      clock: this.#clock,
+      call: (node, signal) =>
+        node.fenceSync(keys, fenceKeys, value, tokens, FENCE_RETENTION_MS, signal),
+      judge: (held) => (held ? ACQUIRED : TAKEN),
+    });
   }
 
   /**

@@ -20,7 +20,12 @@ import type {
   LockNode,
   ReleaseRequest,
 } from '../../src/redis/node.js';
-import { NodeUnavailableError } from '../../src/redis/node.js';
+import {
+  acquireArgs,
+  acquireReply,
+  NodeUnavailableError,
+  releaseArgs,
+} from '../../src/redis/node.js';
 import type { ClockSpec, Scheduler } from './clock.js';
 import { SimClock } from './clock.js';
 import type { Random } from './random.js';
@@ -863,44 +868,7 @@ export class SimNode implements LockNode {
 
   async acquire(req: AcquireRequest, _signal: AbortSignal): Promise<AcquireReply> {
     this.server.onAcquireSent?.(this.#link.client, req);
-    const reply = (await this.#run('acquire', req.keys, [
-      req.value,
-      req.prefix,
-      String(req.ttl),
-      String(req.keys.length / 4),
-      req.fencing ? '1' : '0',
-      req.member,
-      String(req.ticket),
-      String(req.lease),
-      String(req.grace),
-      req.channel,
-      String(req.seed),
-      String(req.retention),
-    ])) as number[];
-    if (reply[0] === 1) {
-      const fences: number[] = [];
-      for (let i = 1; i < reply.length; i++) fences.push(Number(reply[i]));
-      return { ok: true, fences };
-    }
-    if (reply[0] === 2) {
-      return {
-        ok: false,
-        granted: { pttl: Number(reply[1]), fence: Number(reply[2]) },
-        holderTtl: -1,
-        ticket: 0,
-        rank: -1,
-        turnTtl: 0,
-        fence: Number(reply[2]),
-      };
-    }
-    return {
-      ok: false,
-      holderTtl: Number(reply[1] ?? -1),
-      ticket: Number(reply[2] ?? 0),
-      rank: Number(reply[3] ?? -1),
-      turnTtl: Number(reply[4] ?? 0),
-      fence: Number(reply[5] ?? 0),
-    };
+    return acquireReply(await this.#run('acquire', req.keys, acquireArgs(req)));
   }
 
   async extend(keys: readonly string[], value: string, ttl: number, _signal: AbortSignal) {
@@ -908,16 +876,7 @@ export class SimNode implements LockNode {
   }
 
   async release(req: ReleaseRequest, _signal: AbortSignal) {
-    const args = [
-      req.value,
-      req.leaving,
-      String(req.grace),
-      req.channel,
-      req.restore,
-      String(req.seed),
-      String(req.retention),
-    ];
-    return Number(await this.#run('release', req.keys, args));
+    return Number(await this.#run('release', req.keys, releaseArgs(req)));
   }
 
   async fenceSync(
