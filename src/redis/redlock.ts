@@ -679,6 +679,13 @@ export class Redlock implements LockProvider {
     let rank = -1;
     let turnTtl = 0;
     if (plan.member) plan.queued = true;
+    // Resolves once a quorum of nodes is known to hold the lock handed to us.
+    let noteGrant = () => {};
+    const grantsSuffice = new Promise<void>((resolve) => {
+      noteGrant = () => {
+        if (this.#heldGrants(plan).length >= quorum) resolve();
+      };
+    });
     // No later than the requests go out: the lower bound of a handed-over lock's expiry.
     const sentAt = this.#clock.now();
     const round: Round<AcquireReply> = await fanOut({
@@ -694,6 +701,7 @@ export class Redlock implements LockProvider {
         return reply.then((r) => {
           if (!r.ok && r.granted && !plan.won) {
             noteReply(plan, i, r, sentAt);
+            noteGrant();
             this.#waiters.get(plan.member)?.wake.wakeAfter(0);
           }
           return r;
@@ -713,7 +721,10 @@ export class Redlock implements LockProvider {
             plan.answers[i] = 'queued';
           }
         }
-        if (plan.handable) noteReply(plan, i, reply, sentAt);
+        if (plan.handable) {
+          noteReply(plan, i, reply, sentAt);
+          noteGrant();
+        }
         if (reply.granted) return GRANTED;
         if (reply.ticket > 0) {
           if (reply.ticket > ticketMax) ticketMax = reply.ticket;
@@ -740,8 +751,11 @@ export class Redlock implements LockProvider {
 
     if (!round.ok) {
       this.#undo(plan, value, round);
-      // Nodes may be handing us the lock itself: hear every node before judging that.
-      if (plan.handable && plan.grants.some((g) => g !== undefined)) await round.settled;
+      // Nodes may be handing us the lock itself: hear every node before judging that,
+      // but no longer than until a quorum holds it (a silent node would eat the grace).
+      if (plan.handable && plan.grants.some((g) => g !== undefined)) {
+        await Promise.race([round.settled, grantsSuffice]);
+      }
       if (isInfrastructureFailure(round.outcomes, quorum))
         return finish({ kind: 'quorum', outcomes: round.outcomes });
       if (ticketMax > plan.ticket) plan.ticket = ticketMax;
@@ -834,14 +848,9 @@ export class Redlock implements LockProvider {
    * few nodes hold it, or it is too close to expiring to hand to the caller.
    */
   async #fromGrants(plan: Plan): Promise<Attempt | undefined> {
-    const { quorum, driftFactor, driftMs } = this.settings;
+    const { quorum } = this.settings;
     const now = this.#clock.now();
-    const held: Array<{ i: number; deadline: number; fence: number }> = [];
-    plan.grants.forEach((g, i) => {
-      if (!g || g.expiry === undefined) return;
-      const deadline = g.expiry - (g.span * driftFactor + driftMs);
-      if (deadline > now) held.push({ i, deadline, fence: g.fence });
-    });
+    const held = this.#heldGrants(plan, now);
     if (held.length < quorum) return undefined;
     held.sort((x, y) => y.deadline - x.deadline);
     const chosen = held.slice(0, quorum);
@@ -902,6 +911,21 @@ export class Redlock implements LockProvider {
       nodes: outcomes,
     }));
     return { kind: 'acquired', lock };
+  }
+
+  /** The nodes that hold a lock handed to this waiter, valid past `now` less drift. */
+  #heldGrants(
+    plan: Plan,
+    now = this.#clock.now(),
+  ): Array<{ i: number; deadline: number; fence: number }> {
+    const { driftFactor, driftMs } = this.settings;
+    const held: Array<{ i: number; deadline: number; fence: number }> = [];
+    plan.grants.forEach((g, i) => {
+      if (!g || g.expiry === undefined) return;
+      const deadline = g.expiry - (g.span * driftFactor + driftMs);
+      if (deadline > now) held.push({ i, deadline, fence: g.fence });
+    });
+    return held;
   }
 
   /** A release call: give back `value`, remove `leaving` from the queues, put back `restore` or hand on. */

@@ -370,3 +370,49 @@ describe('queues that disagree across nodes', () => {
     );
   });
 });
+
+describe('a node that stops answering', () => {
+  it('does not keep waiters from the lock handed to them: each takes it from the quorum that answered', async () => {
+    const resource = 'silent-node';
+    const WAITERS = 3;
+    const HOLD_TTL = 1_000;
+    // A node timeout of half the turn grace or more: waiting for the silent node's
+    // deadline before taking a handed-over lock would let the hand-over expire.
+    const options: RedlockOptions = {
+      nodeTimeout: MAX_TURN_GRACE_MS,
+      retry: { minDelay: 5, maxDelay: 50 },
+    };
+    const instances = await Promise.all(Array.from({ length: WAITERS }, () => redlockOf(options)));
+    const holder = await redlockOf(options);
+    // Abandoned: it expires, and the waiters' own rounds find the key free and
+    // hand it to the first of them.
+    await holdEverywhere(holder, resource, HOLD_TTL);
+    const expiresAt = hrNow() + HOLD_TTL;
+    const sections: Section[] = [];
+    ensemble.nodes[2]!.pause();
+    try {
+      await Promise.all(
+        instances.map(async (r, i) => {
+          await sleep(i * 20);
+          const lock = await r.acquire(resource, { ttl: 5_000, wait: 15_000 });
+          const start = hrNow();
+          await sleep(10);
+          sections.push({ who: `w${i}`, fence: lock.fence!, start, end: hrNow() });
+          await lock.release();
+        }),
+      );
+      const last = Math.max(...sections.map((s) => s.end)) - expiresAt;
+      // Three hand-overs, each a claim round or a release and a notice; slack for a
+      // loaded machine.
+      const bound = MAX_TURN_GRACE_MS + 1_500;
+      console.log(
+        `silent node: ${WAITERS} waiters served ${last.toFixed(0)} ms after the holder's lock expired (bound ${bound} ms)`,
+      );
+      expect(sections).toHaveLength(WAITERS);
+      expectNoOverlap(sections);
+      expect(last).toBeLessThan(bound);
+    } finally {
+      ensemble.nodes[2]!.resume();
+    }
+  });
+});
