@@ -288,8 +288,15 @@ describe('randomized faults on a minority', () => {
   ])(
     'N=%i: every token exceeds the tokens of all acquisitions completed before it began',
     async (size, steps) => {
-      const seed = Date.now() % 1_000_000;
-      const history = await run(size, steps, seed);
+      const seed = Number(process.env.QUORUMLOCK_TEST_SEED ?? Date.now() % 1_000_000);
+      const history = await run(size, steps, seed).catch((err: unknown) => {
+        throw new Error(
+          `fault schedule of seed ${seed} (QUORUMLOCK_TEST_SEED=${seed} replays it)`,
+          {
+            cause: err,
+          },
+        );
+      });
       expect(history.length).toBe(steps * 3 * 2);
       for (const a of history) expect(Number.isSafeInteger(a.token)).toBe(true);
       const violations = orderViolations(history);
