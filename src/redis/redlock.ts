@@ -149,6 +149,8 @@ interface Plan {
   answers: Array<'queued' | 'acquired' | undefined> | undefined;
   /** True once this acquisition holds the lock: later refusals are left at once. */
   won: boolean;
+  /** True when the lock it holds is the one releases handed it (`grant`), not a round's value. */
+  wonGrant: boolean;
   /** True when turns of this instance were already announced to it when the first round went out. */
   heard: boolean;
   /**
@@ -471,6 +473,7 @@ export class Redlock implements LockProvider {
       queued: false,
       answers: undefined,
       won: false,
+      wonGrant: false,
       heard: this.#turnsActive,
     };
     const queueKey = a.resources.join('\u0000');
@@ -688,6 +691,7 @@ export class Redlock implements LockProvider {
     });
     // No later than the requests go out: the lower bound of a handed-over lock's expiry.
     const sentAt = this.#clock.now();
+    let decided = false;
     const round: Round<AcquireReply> = await fanOut({
       nodes: this.#nodes,
       quorum,
@@ -702,7 +706,10 @@ export class Redlock implements LockProvider {
           if (!r.ok && r.granted && !plan.won) {
             noteReply(plan, i, r, sentAt);
             noteGrant();
-            this.#waiters.get(plan.member)?.wake.wakeAfter(0);
+            // After the round: look again at once, when this completes a quorum.
+            if (decided && this.#heldGrants(plan).length >= quorum) {
+              this.#waiters.get(plan.member)?.wake.wakeAfter(0);
+            }
           }
           return r;
         });
@@ -737,6 +744,7 @@ export class Redlock implements LockProvider {
           : TAKEN;
       },
     });
+    decided = true;
     const drift = a.ttl * driftFactor + driftMs;
     const finish = (result: Attempt): Attempt => {
       publish('acquire', () => ({
@@ -899,6 +907,7 @@ export class Redlock implements LockProvider {
     this.#locks.add(lock);
     this.#members.set(lock, plan.member);
     plan.won = true;
+    plan.wonGrant = true;
     // Nodes that did not hand it over may still queue us.
     const others = this.#nodes.filter((_, i) => !plan.grants[i]);
     if (others.length > 0) this.#leaveQueue(plan, others, '');
@@ -992,12 +1001,13 @@ export class Redlock implements LockProvider {
   /**
    * Leaves the queues of `nodes`, handing on a turn given there. For a waiter
    * that gives up, and for one that acquired on other nodes. Best effort:
-   * leases cover failures.
+   * leases cover failures. A waiter that holds the lock handed to it keeps
+   * that lock: it only leaves the queues.
    */
   #leaveQueue(
     plan: Plan,
     nodes: readonly LockNode[] = this.#nodes,
-    value = plan.handable ? plan.grant : turnMark(plan.member),
+    value = plan.wonGrant ? '' : plan.handable ? plan.grant : turnMark(plan.member),
   ): void {
     this.#releaseOn(nodes, this.#releaseRequest(plan.keys, value, plan.member, '', plan.a.ttl));
   }

@@ -286,4 +286,146 @@ describe('regressions found by the simulation', () => {
     expect(r.stats.faults).toEqual({ 'crash (data lost)': 1 });
     expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
   });
+
+  it('keeps the lock handed to a waiter on the nodes whose replies come after it took the lock (I1)', async () => {
+    // c2 took the lock releases handed it once a quorum of its round's replies
+    // said so; the last replies, arriving after, went down the "won elsewhere,
+    // leave this queue" path, which gave the handed-over lock back on those
+    // nodes. c3 then acquired on them while c2's validity ran. A waiter that
+    // holds the handed-over lock now only leaves the queues.
+    const s: Scenario = {
+      seed: 0,
+      options: {
+        ttl: 150,
+        nodeTimeout: 8,
+        driftFactor: 0.01,
+        driftMs: 2,
+        retry: { minDelay: 1, maxDelay: 1, factor: 2 },
+      },
+      nodes: [
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 0.99958 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 0.99669 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+      ],
+      clients: [
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 0.1, replyDelay: 0.1, jitter: 0 },
+          startAt: 0,
+          program: [
+            { kind: 'using', resources: ['b'], wait: 0, hold: 202, writes: 0, think: 0, ttl: 100 },
+            { kind: 'acquire', resources: ['a'], wait: 1083, hold: 0, writes: 0, think: 0 },
+          ],
+          links: {
+            '0': { requestDelay: 0.3, replyDelay: 3, jitter: 1.4 },
+            '1': { requestDelay: 0.8, replyDelay: 2.2, jitter: 0.2 },
+            '3': { requestDelay: 0.1, replyDelay: 0.1, jitter: 0 },
+          },
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 0.1, replyDelay: 0.1, jitter: 0 },
+          startAt: 162,
+          program: [
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 633,
+              hold: 0,
+              writes: 0,
+              think: 75,
+              extend: { at: 0, ttl: 375 },
+              abandon: true,
+            },
+            { kind: 'acquire', resources: ['b'], wait: 0, hold: 199, writes: 0, think: 0 },
+            { kind: 'acquire', resources: ['a'], wait: 0, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 1.3, replyDelay: 0.9, jitter: 0.1 },
+          startAt: 126,
+          program: [
+            { kind: 'acquire', resources: ['a', 'b'], wait: 240, hold: 0, writes: 0, think: 197 },
+            { kind: 'acquire', resources: ['a', 'b'], wait: 8, hold: 0, writes: 0, think: 4 },
+            { kind: 'acquire', resources: ['a'], wait: 678, hold: 45, writes: 0, think: 0 },
+          ],
+          links: {
+            '1': { requestDelay: 0.3, replyDelay: 0.9, jitter: 2 },
+            '2': { requestDelay: 0.4, replyDelay: 0.1, jitter: 0 },
+            '3': { requestDelay: 0.1, replyDelay: 1.5, jitter: 0.1 },
+          },
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 0.1, replyDelay: 0.1, jitter: 0 },
+          startAt: 2,
+          program: [
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 1465,
+              hold: 406,
+              writes: 0,
+              think: 152,
+              ttl: 271,
+              extend: { at: 0.52, ttl: 570 },
+              abandon: true,
+            },
+            {
+              kind: 'acquire',
+              resources: ['b'],
+              wait: 1360,
+              hold: 193,
+              writes: 4,
+              think: 191,
+              ttl: 297,
+              abandon: true,
+            },
+            {
+              kind: 'acquire',
+              resources: ['a', 'b'],
+              wait: 556,
+              hold: 460,
+              writes: 2,
+              think: 132,
+              extend: { at: 0.43 },
+            },
+            {
+              kind: 'try',
+              resources: ['a'],
+              wait: 1433,
+              hold: 496,
+              writes: 1,
+              think: 39,
+              ttl: 236,
+              extend: { at: 0.58 },
+            },
+          ],
+          links: {
+            '0': { requestDelay: 2, replyDelay: 0.5, jitter: 0.3 },
+            '1': { requestDelay: 0.1, replyDelay: 1.2, jitter: 0.2 },
+            '4': { requestDelay: 0.1, replyDelay: 0.1, jitter: 0.8 },
+          },
+        },
+      ],
+      faults: [
+        { at: 50, kind: 'delay', node: 3, client: 1, extra: 41, duration: 1179 },
+        { at: 258, kind: 'nodeClockStep', node: 1, ms: -1.2 },
+        { at: 660, kind: 'down', node: 4, duration: 1078 },
+        { at: 792, kind: 'nodeClockRate', node: 1, rate: 0.99665 },
+        { at: 1526, kind: 'nodeClockStep', node: 4, ms: 0 },
+        { at: 1638, kind: 'nodeClockRate', node: 3, rate: 0.99637 },
+        { at: 1641, kind: 'clientWallStep', client: 3, ms: -35292 },
+        { at: 2377, kind: 'delay', node: 4, client: 3, extra: 46, duration: 1347 },
+        { at: 2381, kind: 'clientPause', client: 3, duration: 592 },
+        { at: 2568, kind: 'delay', node: 1, client: 3, extra: 39, duration: 748 },
+      ],
+      probes: true,
+    };
+    const r = await runScenario(s);
+    expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
+  });
 });
