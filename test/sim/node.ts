@@ -530,8 +530,16 @@ export class SimServer {
       return this.#hand(at(i), head, tell, luaNumberArg(graceNum), channel, argv[10], argv[11]);
     };
 
-    // The waiter already holds the lock it was handed: report it, write nothing.
+    // The waiter already holds the lock it was handed: report it, renewing
+    // only its lease, to the grace.
     if (handable && this.#get(keys[0]!) === granted) {
+      const e = keys[3 * n]!;
+      const lease = this.#zscore(e, member);
+      if (lease !== null) {
+        if (graceNum === null) throw new SimReplyError(luaArgError);
+        const until = this.#nowMs() + graceNum;
+        if (lease < until) this.#zadd(e, until, member);
+      }
       const f = this.#get(keys[n]!);
       return [2, this.#pttl(keys[0]!), luaInteger(luaToNumber(f ?? '') ?? 0)];
     }

@@ -123,7 +123,15 @@ local turn_ttl = 0
 for i = 1, n do
   local v = redis.call('GET', KEYS[i])
   if handable and v == granted then
-    -- The waiter already holds the lock it was handed: report it, write nothing.
+    -- The waiter already holds the lock it was handed: report it. Only its
+    -- lease is renewed, to the grace: a head that keeps asking stays first in
+    -- line (when the handover runs out, the node hands it to the same waiter
+    -- again, as the others do), one that stops asking drops out.
+    local e = KEYS[3 * n + i]
+    local lease = redis.call('ZSCORE', e, member)
+    if lease and tonumber(lease) < server_ms() + grace then
+      redis.call('ZADD', e, server_ms() + grace, member)
+    end
     return {2, redis.call('PTTL', KEYS[i]), tonumber(redis.call('GET', KEYS[n + i])) or 0}
   end
   if v and v ~= mark and string.sub(v, 1, #prefix) ~= prefix then
