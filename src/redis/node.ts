@@ -143,45 +143,45 @@ export interface LockNode {
   close(): Promise<void>;
 }
 
-/** ARGV of the acquire script for `req` (see scripts/acquire.lua); built once per request, whatever the number of nodes. */
-export function acquireArgs(req: AcquireRequest): readonly string[] {
+/** The ARGV `build` makes for `req`, built once per request, whatever the number of nodes. */
+function argsOf<R extends object>(req: R, build: (req: R) => readonly string[]): readonly string[] {
   let args = encoded.get(req);
   if (!args) {
-    args = [
-      req.value,
-      req.prefix,
-      String(req.ttl),
-      String(req.keys.length / 4),
-      req.fencing ? '1' : '0',
-      req.member,
-      String(req.ticket),
-      String(req.lease),
-      String(req.grace),
-      req.channel,
-      String(req.seed),
-      String(req.retention),
-    ];
+    args = build(req);
     encoded.set(req, args);
   }
   return args;
 }
 
-/** ARGV of the release script for `req` (see scripts/release.lua); built once per request. */
+/** ARGV of the acquire script for `req` (see scripts/acquire.lua). */
+export function acquireArgs(req: AcquireRequest): readonly string[] {
+  return argsOf(req, (r) => [
+    r.value,
+    r.prefix,
+    String(r.ttl),
+    String(r.keys.length / 4),
+    r.fencing ? '1' : '0',
+    r.member,
+    String(r.ticket),
+    String(r.lease),
+    String(r.grace),
+    r.channel,
+    String(r.seed),
+    String(r.retention),
+  ]);
+}
+
+/** ARGV of the release script for `req` (see scripts/release.lua). */
 export function releaseArgs(req: ReleaseRequest): readonly string[] {
-  let args = encoded.get(req);
-  if (!args) {
-    args = [
-      req.value,
-      req.leaving,
-      String(req.grace),
-      req.channel,
-      req.restore,
-      String(req.seed),
-      String(req.retention),
-    ];
-    encoded.set(req, args);
-  }
-  return args;
+  return argsOf(req, (r) => [
+    r.value,
+    r.leaving,
+    String(r.grace),
+    r.channel,
+    r.restore,
+    String(r.seed),
+    String(r.retention),
+  ]);
 }
 
 const encoded = new WeakMap<object, readonly string[]>();

@@ -683,12 +683,9 @@ export class Redlock implements LockProvider {
     let turnTtl = 0;
     if (plan.member) plan.queued = true;
     // Resolves once a quorum of nodes is known to hold the lock handed to us.
-    let noteGrant = () => {};
-    const grantsSuffice = new Promise<void>((resolve) => {
-      noteGrant = () => {
-        if (this.#heldGrants(plan).length >= quorum) resolve();
-      };
-    });
+    // Set while the failed round waits for its last replies: a reply that
+    // completes a quorum of hand-overs ends the wait.
+    let onGrants: (() => void) | undefined;
     // No later than the requests go out: the lower bound of a handed-over lock's expiry.
     const sentAt = this.#clock.now();
     let decided = false;
@@ -705,9 +702,9 @@ export class Redlock implements LockProvider {
         return reply.then((r) => {
           if (!r.ok && r.granted && !plan.won) {
             noteReply(plan, i, r, sentAt);
-            noteGrant();
             // After the round: look again at once, when this completes a quorum.
             if (decided && this.#heldGrants(plan).length >= quorum) {
+              onGrants?.();
               this.#waiters.get(plan.member)?.wake.wakeAfter(0);
             }
           }
@@ -728,10 +725,7 @@ export class Redlock implements LockProvider {
             plan.answers[i] = 'queued';
           }
         }
-        if (plan.handable) {
-          noteReply(plan, i, reply, sentAt);
-          noteGrant();
-        }
+        if (plan.handable) noteReply(plan, i, reply, sentAt);
         if (reply.granted) return GRANTED;
         if (reply.ticket > 0) {
           if (reply.ticket > ticketMax) ticketMax = reply.ticket;
@@ -761,8 +755,14 @@ export class Redlock implements LockProvider {
       this.#undo(plan, value, round);
       // Nodes may be handing us the lock itself: hear every node before judging that,
       // but no longer than until a quorum holds it (a silent node would eat the grace).
-      if (plan.handable && plan.grants.some((g) => g !== undefined)) {
-        await Promise.race([round.settled, grantsSuffice]);
+      const someGranted = plan.handable && plan.grants.some((g) => g !== undefined);
+      if (someGranted && this.#heldGrants(plan).length < quorum) {
+        await Promise.race([
+          round.settled,
+          new Promise<void>((resolve) => {
+            onGrants = resolve;
+          }),
+        ]);
       }
       if (isInfrastructureFailure(round.outcomes, quorum))
         return finish({ kind: 'quorum', outcomes: round.outcomes });
