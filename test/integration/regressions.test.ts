@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { systemClock } from '../../src/clock.js';
 import { Redlock } from '../../src/index.js';
 import type { LockNode } from '../../src/redis/node.js';
+import { permitKeys } from '../../src/redis/permits.js';
+import { scripts } from '../../src/redis/scripts/index.js';
 import { type Ensemble, startEnsemble } from '../harness/ensemble.js';
 
 let ensemble: Ensemble;
@@ -74,5 +76,76 @@ describe('cancellation', () => {
     }
     await held.release();
     await holder.close();
+  });
+});
+
+describe('requests of one acquisition that overtake each other', () => {
+  // One connection delivers in order, but a cluster redirect can resend an
+  // earlier round's request after a later one: the stale request must not
+  // replace the later round's value (its undo would then free the node under
+  // the holder).
+  const proposal = () => String(Date.now() * 1000 + 250_000);
+
+  it('leaves a lock key holding a later round of the acquisition as it is', async () => {
+    const redis = ensemble.nodes[0]!.client();
+    const keys = ['quorumlock:{overtaken}', 'quorumlock:{overtaken}:fence'];
+    keys.push('quorumlock:{overtaken}:queue', 'quorumlock:{overtaken}:lease');
+    const acquire = (value: string) =>
+      redis.eval(
+        scripts.acquire.lua,
+        4,
+        ...keys,
+        value,
+        'P',
+        '10000',
+        '1',
+        '1',
+        '',
+        '0',
+        '3000',
+        '500',
+        'c:',
+        proposal(),
+        '3600000',
+      );
+    try {
+      expect(((await acquire('P.1')) as number[])[0]).toBe(1);
+      expect(await acquire('P.0')).toEqual([0, -1, 0, -1, 0]);
+      expect(await redis.get(keys[0]!)).toBe('P.1');
+      // A later round still takes its own leftover.
+      expect(((await acquire('P.2')) as number[])[0]).toBe(1);
+      expect(await redis.get(keys[0]!)).toBe('P.2');
+    } finally {
+      await redis.del(...keys);
+      redis.disconnect();
+    }
+  });
+
+  it('leaves a semaphore slot or a writer field holding a later round as it is', async () => {
+    const redis = ensemble.nodes[0]!.client();
+    const run = async (family: 'semaphore' | 'rwlock', kind: string, value: string) => {
+      const keys = permitKeys('quorumlock:', family, 'overtaken');
+      const member = `i.0${kind}`;
+      const field = kind === 'w' ? 'w' : '';
+      const args = ['acquire', kind, '2', value, field, member, '10000', '500', 'c:'];
+      args.push('P', '0', '0', '3000', '1', proposal(), '', '3600000');
+      return { keys, reply: await redis.eval(scripts.permits.lua, 5, ...keys, ...args) };
+    };
+    try {
+      for (const [family, kind, field] of [
+        ['semaphore', 's', '0'],
+        ['rwlock', 'w', 'w'],
+      ] as const) {
+        const { keys } = await run(family, kind, 'P.1');
+        expect(await redis.hgetall(keys[0]!)).toEqual({ [field]: 'P.1' });
+        expect((await run(family, kind, 'P.0')).reply).toEqual([0, -1, 0, -1]);
+        expect(await redis.hgetall(keys[0]!)).toEqual({ [field]: 'P.1' });
+        expect(((await run(family, kind, 'P.2')).reply as unknown[])[0]).toBe(1);
+        expect(await redis.hgetall(keys[0]!)).toEqual({ [field]: 'P.2' });
+        await redis.del(...keys);
+      }
+    } finally {
+      redis.disconnect();
+    }
   });
 });

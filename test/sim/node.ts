@@ -544,11 +544,17 @@ export class SimServer {
       return [2, this.#pttl(keys[0]!), luaInteger(luaToNumber(f ?? '') ?? 0)];
     }
 
+    // A leftover of a later round of this acquisition: this request is stale.
+    const round = luaToNumber(argv[0]!.slice(prefix.length + 1));
     let taken = false;
     let holderTtl = -1;
     let turnTtl = 0;
     for (let i = 0; i < n; i++) {
       const v = this.#get(at(i).k);
+      if (v !== null && round !== null && v.startsWith(`${prefix}.`)) {
+        const r = luaToNumber(v.slice(prefix.length + 1));
+        if (r !== null && r > round) return [0, -1, 0, -1, 0];
+      }
       if (v !== null && v !== mark && !v.startsWith(prefix)) {
         taken = true;
         const pttl = this.#pttl(at(i).k);
@@ -930,7 +936,7 @@ export class SimNode implements LockNode {
 }
 
 /** Lua's tonumber on a string: null (nil) when it is not a number. */
-function luaToNumber(s: string | undefined): number | null {
+export function luaToNumber(s: string | undefined): number | null {
   if (s === undefined || s.trim() === '') return null;
   const n = Number(s);
   return Number.isNaN(n) ? null : n;

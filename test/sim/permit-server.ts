@@ -12,6 +12,7 @@ import type { LockNode } from '../../src/redis/node.js';
 import type { Script } from '../../src/redis/scripts/index.js';
 import type { Scheduler } from './clock.js';
 import { SimClock } from './clock.js';
+import { luaToNumber } from './node.js';
 
 type Value =
   | { kind: 'hash'; map: Map<string, string> }
@@ -40,9 +41,13 @@ export class PermitServer {
     this.clock = new SimClock(sched, id, { wallOffset, rate });
   }
 
-  /** A client's connection, with one-way delays drawn by `delay`. */
-  connect(client: string, delay: () => number): LockNode {
-    return new PermitLink(this, client, delay);
+  /**
+   * A client's connection, with one-way delays drawn by `delay`. In order, as
+   * one TCP connection delivers; `inOrder: false` lets every request and reply
+   * take its own time, as requests resent after a cluster redirect can.
+   */
+  connect(client: string, delay: () => number, inOrder = true): LockNode {
+    return new PermitLink(this, client, delay, inOrder);
   }
 
   subscribe(channel: string, listener: (payload: string, deliver: number) => void): () => void {
@@ -63,7 +68,16 @@ export class PermitServer {
   /** Runs permits.lua atomically, with the server's time frozen as Redis does. */
   run(keys: readonly string[], argv: readonly string[]): unknown {
     this.#now = Math.floor(this.clock.wallNow());
-    return permits(this, keys, argv, this.#now);
+    const reply = permits(this, keys, argv, this.#now);
+    if (process.env.SIM_TRACE) {
+      // One line per script run: its arguments, reply, the holders and the queue after it.
+      const expiry = this.zset(keys[1]!);
+      const holders = [...(this.hash(keys[0]!) ?? [])].map(([f, v]) => [f, v, expiry?.get(f)]);
+      console.log(
+        `${this.sched.now.toFixed(3)} ${this.id} ${JSON.stringify(argv)} -> ${JSON.stringify(reply)} hold=${JSON.stringify(holders)} queue=${JSON.stringify(this.sorted(keys[2]!))}`,
+      );
+    }
+    return reply;
   }
 
   #get(key: string): Key | undefined {
@@ -263,13 +277,28 @@ function permits(s: PermitServer, keys: readonly string[], argv: readonly string
   const waits = argv[10] === '1';
   const mark = `~turn~${member}`;
   const ours = (v: string | undefined) => v !== undefined && (v === mark || v.startsWith(prefix));
+  // A leftover of a later round: this request was overtaken and changes nothing.
+  const round = luaToNumber(value.slice(prefix.length + 1));
+  const later = (v: string) => {
+    if (round === null || !v.startsWith(`${prefix}.`)) return false;
+    const r = luaToNumber(v.slice(prefix.length + 1));
+    return r !== null && r > round;
+  };
   let granted: string | false = false;
   if (kind === 's') {
     // HGETALL order is insertion order in a small Redis hash (listpack); the last match wins.
-    for (const [f, v] of holdMap()) if (ours(v)) granted = f;
+    for (const [f, v] of holdMap()) {
+      if (!ours(v)) continue;
+      if (later(v)) return [0, -1, 0, -1];
+      granted = f;
+    }
   } else {
     const f = kind === 'w' ? 'w' : `r${member}`;
-    if (ours(holdMap().get(f))) granted = f;
+    const v = holdMap().get(f);
+    if (ours(v)) {
+      if (later(v!)) return [0, -1, 0, -1];
+      granted = f;
+    }
   }
   const hint = argv[15]!;
   let moved = '';
@@ -335,11 +364,14 @@ function permits(s: PermitServer, keys: readonly string[], argv: readonly string
 /** One client's connection to a PermitServer: requests and replies with delays. */
 class PermitLink implements LockNode {
   readonly id: string;
+  #lastRequest = 0;
+  #lastReply = 0;
 
   constructor(
     readonly server: PermitServer,
     readonly client: string,
     readonly delay: () => number,
+    readonly inOrder: boolean,
   ) {
     this.id = server.id;
   }
@@ -348,10 +380,18 @@ class PermitLink implements LockNode {
     if (script.name !== 'permits') return Promise.reject(new Error(`no ${script.name} here`));
     const { sched } = this.server;
     return new Promise((resolve) => {
-      // The request runs as the server's event (held while it is paused), the reply as the client's.
-      sched.after(this.delay(), this.server.id, () => {
+      // The request runs as the server's event (held while it is paused), the
+      // reply as the client's. In order, a request never overtakes an earlier
+      // one (an undo travels behind the acquire it undoes), nor a reply an
+      // earlier reply.
+      const floor = (last: number) => (this.inOrder ? last : 0);
+      const arrival = Math.max(sched.now + this.delay(), floor(this.#lastRequest));
+      this.#lastRequest = arrival;
+      sched.at(arrival, this.server.id, () => {
         const reply = this.server.run(keys, args);
-        sched.after(this.delay(), this.client, () => resolve(reply));
+        const back = Math.max(sched.now + this.delay(), floor(this.#lastReply));
+        this.#lastReply = back;
+        sched.at(back, this.client, () => resolve(reply));
       });
     });
   }

@@ -38,6 +38,8 @@ interface Scenario {
   readonly nodeTimeout: number;
   readonly rates: readonly number[];
   readonly maxDelay: number;
+  /** False: requests and replies may overtake earlier ones (resent after a redirect). */
+  readonly inOrder: boolean;
   readonly pauses: ReadonlyArray<{ node: number; at: number; length: number }>;
   readonly clients: ReadonlyArray<readonly Op[]>;
   /** Canary: wipe a majority of nodes at this true time (breaks §6's assumption). */
@@ -73,6 +75,7 @@ function scenario(kinds: readonly Kind[]): fc.Arbitrary<Scenario> {
       nodeTimeout: fc.integer({ min: 8, max: 30 }),
       rates: fc.array(fc.integer({ min: -400, max: 400 }), { minLength: 5, maxLength: 5 }),
       maxDelay: fc.integer({ min: 1, max: 8 }),
+      inOrder: fc.constantFrom(true, true, false),
       pauses: fc.array(
         fc.record({
           node: fc.integer({ min: 0, max: 4 }),
@@ -126,7 +129,7 @@ async function run(s: Scenario): Promise<Held[]> {
       const name = `c${c}`;
       const clock = new SimClock(sched, name, { offset: random.int(1000) });
       const links = servers.map((server) =>
-        server.connect(name, () => random.between(0.1, s.maxDelay)),
+        server.connect(name, () => random.between(0.1, s.maxDelay), s.inOrder),
       );
       const redlock = Redlock.fromNodes(links, options, clock);
       const semaphore = redlock.semaphore('sem', { limit: s.limit });
@@ -154,6 +157,11 @@ async function run(s: Scenario): Promise<Held[]> {
               fence: permit.fence!,
             };
             held.push(h);
+            if (process.env.SIM_TRACE) {
+              console.log(
+                `${sched.now.toFixed(3)} held c${c} ${permit.value} ${JSON.stringify(h)}`,
+              );
+            }
             await pause(op.hold);
             h.end = Math.min(h.end, sched.now);
             await permit.release().catch(() => {});
@@ -250,6 +258,7 @@ describe('permits in the simulation, with the assumptions broken (canary)', () =
       nodeTimeout: 20,
       rates: [1, 1, 1],
       maxDelay: 2,
+      inOrder: true,
       pauses: [],
       // The second client reads another primitive first, so it asks for the permit after the wipe.
       clients: [[hold], [{ kind: 'read', wait: 0, hold: 0, think: 150 }, late]],

@@ -36,7 +36,9 @@
 --         waiter in the queues (0 and -1 when not queued), turn the longest
 --         remaining ms of another waiter's turn or handed-over lock (0 when
 --         none; those do not count as holders for a waiter), fence the counter
---         of the first resource (0 unless the waiter can be handed the lock).
+--         of the first resource (0 unless the waiter can be handed the lock);
+--         {0, -1, 0, -1, 0} without any change when a key holds a later round
+--         of this acquisition (this request is stale).
 local n = tonumber(ARGV[4])
 local prefix = ARGV[2]
 local member = ARGV[6]
@@ -117,11 +119,20 @@ local function hand(i, head, tell)
 end
 
 
+-- This round's number: a leftover of a later round of this acquisition means
+-- this request was overtaken on its way (a cluster redirect can resend it after
+-- newer ones); it is stale and changes nothing.
+local round = tonumber(string.sub(ARGV[1], #prefix + 2))
+
 local taken = false
 local holder_ttl = -1
 local turn_ttl = 0
 for i = 1, n do
   local v = redis.call('GET', KEYS[i])
+  if v and round and string.sub(v, 1, #prefix + 1) == prefix .. '.' then
+    local r = tonumber(string.sub(v, #prefix + 2))
+    if r and r > round then return {0, -1, 0, -1, 0} end
+  end
   if handable and v == granted then
     -- The waiter already holds the lock it was handed: report it. Only its
     -- lease is renewed, to the grace: a head that keeps asking stays first in

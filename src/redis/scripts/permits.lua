@@ -45,7 +45,9 @@
 -- Returns: acquire {1, field, fence (0 without fencing)} when granted,
 --          {0, pttl, ticket, rank} when refused (pttl: ms until the nearest
 --          permit in the way expires, -1 when none; ticket 0 and rank -1 when
---          not queued); release: the number of fields released; extend: 1 when
+--          not queued; {0, -1, 0, -1} without any change when a field holds a
+--          later round of this acquisition: the request is stale); release:
+--          the number of fields released; extend: 1 when
 --          the field held the value and now lives at least ttl ms, else 0;
 --          sync: 1 when the field still holds the value (the counter is raised
 --          to the token either way).
@@ -191,16 +193,33 @@ local function ours(v)
   return v and (v == mark or string.sub(v, 1, #prefix) == prefix)
 end
 
+-- A leftover of a later round of this acquisition: this request was overtaken
+-- on its way (a cluster redirect can resend it after newer ones). It is stale
+-- and changes nothing; the later round's value stays.
+local round = tonumber(string.sub(value, #prefix + 2))
+local function later(v)
+  if not round or string.sub(v, 1, #prefix + 1) ~= prefix .. '.' then return false end
+  local r = tonumber(string.sub(v, #prefix + 2))
+  return r ~= nil and r > round
+end
+
 -- Our turn, or a leftover of an earlier round of this acquisition.
 local granted = false
 if kind == 's' then
   local all = redis.call('HGETALL', hold)
   for i = 1, #all, 2 do
-    if ours(all[i + 1]) then granted = all[i] end
+    if ours(all[i + 1]) then
+      if later(all[i + 1]) then return {0, -1, 0, -1} end
+      granted = all[i]
+    end
   end
 else
   local f = kind == 'w' and 'w' or 'r' .. member
-  if ours(redis.call('HGET', hold, f)) then granted = f end
+  local v = redis.call('HGET', hold, f)
+  if ours(v) then
+    if later(v) then return {0, -1, 0, -1} end
+    granted = f
+  end
 end
 
 -- A waiter whose turns differ between nodes asks for the slot most nodes
