@@ -756,21 +756,24 @@ export class Redlock implements LockProvider {
       // Nodes may be handing us the lock itself: hear every node before judging that,
       // but no longer than until a quorum holds it (a silent node would eat the grace).
       const someGranted = plan.handable && plan.grants.some((g) => g !== undefined);
+      // When every node has answered, judge on every answer: the round may have
+      // failed on hand-overs to us before the holder's expiry was known on a quorum.
+      let outcomes = round.outcomes;
       if (someGranted && this.#heldGrants(plan).length < quorum) {
-        await Promise.race([
+        const settled = await Promise.race([
           round.settled,
-          new Promise<void>((resolve) => {
-            onGrants = resolve;
+          new Promise<undefined>((resolve) => {
+            onGrants = () => resolve(undefined);
           }),
         ]);
+        if (settled) outcomes = settled.outcomes;
       }
-      if (isInfrastructureFailure(round.outcomes, quorum))
-        return finish({ kind: 'quorum', outcomes: round.outcomes });
+      if (isInfrastructureFailure(outcomes, quorum)) return finish({ kind: 'quorum', outcomes });
       if (ticketMax > plan.ticket) plan.ticket = ticketMax;
       return finish({
         kind: 'taken',
-        holderTtl: holderTtlOnQuorum(round.outcomes, quorum),
-        outcomes: round.outcomes,
+        holderTtl: holderTtlOnQuorum(outcomes, quorum),
+        outcomes,
         ticket: plan.ticket,
         ticketsDiffer: ticketMax > 0 && ticketMin !== ticketMax,
         rank,

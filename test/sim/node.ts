@@ -575,6 +575,20 @@ export class SimServer {
           taken = true;
         } else if (this.#get(k) === null) {
           this.#purge(q, e);
+          // A waiter with a ticket goes back in its place before a free key is handed on.
+          const ticket = luaToNumber(argv[6]);
+          if (ticket === null) throw new SimReplyError('ERR attempt to compare nil with number');
+          if (ticket > 0 && this.#zscore(q, member) === null) {
+            const lease = luaToNumber(argv[7]);
+            if (lease === null)
+              throw new SimReplyError(
+                "ERR attempt to perform arithmetic on local 'lease' (a nil value)",
+              );
+            this.#zadd(q, ticket, member);
+            this.#zadd(e, this.#nowMs() + lease, member);
+            this.#pexpire(q, luaNumberArg(lease));
+            this.#pexpire(e, luaNumberArg(lease));
+          }
           const head = this.#zrange(q, 0, 0)[0];
           if (head !== undefined && head !== member) {
             // A free key with someone queued ahead: it goes to the head.

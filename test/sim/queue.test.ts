@@ -139,6 +139,154 @@ describe('fair waiting: failing cases found by the properties (scripts and clien
     expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
   });
 
+  it("looks again when the holder's key expires on a quorum, though some nodes handed the waiter the lock (I6)", async () => {
+    // No fault. c3 walks away from its lock (valid to ~779 ms); c2 and c0
+    // queue behind it, c2 first. From 279 ms on, two of five nodes hand c2
+    // the lock while the other three still hold c3's key. c2's rounds fail on
+    // the third refusal, before the last refusal named when c3's key expires:
+    // with the expiry known on fewer than a quorum, c2 slept a whole queue
+    // refresh (1 s) instead of until the key expired. Its hand-overs and its
+    // place lapsed meanwhile, and c0, behind it, took the lock twice before it
+    // (I6 at 1307 ms; c2 served at 1798 ms). A waiter that heard every node
+    // judges on every answer.
+    const s: Scenario = {
+      seed: 2059338745,
+      options: {
+        ttl: 525,
+        nodeTimeout: 10,
+        driftFactor: 0.01,
+        driftMs: 2,
+        retry: { minDelay: 1, maxDelay: 1, factor: 2 },
+      },
+      nodes: [
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 0.99918 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+      ],
+      clients: [
+        {
+          clock: { offset: 0, rate: 1.00168 },
+          link: { requestDelay: 1, replyDelay: 2, jitter: 0.4 },
+          startAt: 289,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 3, replyDelay: 0.1, jitter: 0.4 },
+          startAt: 220,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 27, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 1.2, replyDelay: 0.4, jitter: 1.5 },
+          startAt: 271,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 753, rate: 1.00135 },
+          link: { requestDelay: 1.7, replyDelay: 3, jitter: 1.9 },
+          startAt: 72,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 136, writes: 0, think: 34 },
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 30000,
+              hold: 0,
+              writes: 0,
+              think: 0,
+              abandon: true,
+            },
+          ],
+        },
+      ],
+      faults: [],
+      probes: true,
+      fairness: { after: 46.5, gap: 1105 },
+    };
+    const r = await runScenario(s);
+    expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
+  });
+
+  it('puts a waiter back in its place before handing a free key to a waiter behind it (I6)', async () => {
+    // No fault. c0's claim at 895 ms is granted by n1 and n3 (which takes it
+    // out of their queues) but fails; its undo there hands the lock to c1,
+    // whose next acquisition queues behind c0 (ticket 5 against 4). When
+    // c1's walked-away lock runs out, c0's next request at n3 found c0
+    // missing from the queue and handed the free key to c1 before queueing
+    // c0 again: c1 was served before c0 (I6 at 1163 ms). The node now puts a
+    // waiter with a ticket back in its place before it hands a free key on.
+    const s: Scenario = {
+      seed: 384644494,
+      options: {
+        ttl: 150,
+        nodeTimeout: 8,
+        driftFactor: 0.01,
+        driftMs: 2,
+        retry: { minDelay: 1, maxDelay: 1, factor: 2 },
+      },
+      nodes: [
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000005, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+      ],
+      clients: [
+        {
+          clock: { offset: 753, rate: 1 },
+          link: { requestDelay: 1.8, replyDelay: 1.1, jitter: 0.5 },
+          startAt: 178,
+          program: [
+            { kind: 'using', resources: ['a'], wait: 30000, hold: 106, writes: 0, think: 88 },
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 30000,
+              hold: 11,
+              writes: 0,
+              think: 69,
+              abandon: true,
+            },
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 0, rate: 0.99839 },
+          link: { requestDelay: 0.7, replyDelay: 2.5, jitter: 1 },
+          startAt: 181,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 83, writes: 0, think: 12 },
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 30000,
+              hold: 0,
+              writes: 0,
+              think: 0,
+              abandon: true,
+            },
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+      ],
+      faults: [],
+      probes: true,
+      fairness: { after: 32.6, gap: 1070 },
+    };
+    const r = await runScenario(s);
+    expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
+  });
+
   it('leaves no lock handed over to a waiter that already acquired on its first round (I5)', async () => {
     // c1's first round (a \`using\`, so a waiter) is refused on n1 and n3,
     // where it is queued, and granted on n0, n2 and n4: it holds the lock and

@@ -659,7 +659,14 @@ export function queueScenario(): fc.Arbitrary<Scenario> {
         probes: fc.constant(true),
       }),
     )
-    .map((s) => ({ ...s, fairness: fairnessOf(s) }));
+    .map((s) => {
+      // Healthy links answer within the node timeout: a round trip longer than
+      // it times rounds out, and three such rounds in a row end a wait with a
+      // QuorumError (outside I6's assumptions).
+      const nodeTimeout = Math.max(s.options.nodeTimeout, Math.ceil(maxRttOf(s)) + 1);
+      const t = { ...s, options: { ...s.options, nodeTimeout } };
+      return { ...t, fairness: fairnessOf(t) };
+    });
 }
 
 /**

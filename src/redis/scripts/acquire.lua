@@ -166,6 +166,17 @@ if not taken then
         taken = true
       elseif not redis.call('GET', KEYS[i]) then
         purge(i)
+        -- A waiter with a ticket goes back in its place before a free key is
+        -- handed on: its entry here may be gone (a grant of its failed round
+        -- took it out), and a waiter queued behind it must not be served first.
+        local ticket = tonumber(ARGV[7])
+        if ticket > 0 and not redis.call('ZSCORE', q, member) then
+          local lease = tonumber(ARGV[8])
+          redis.call('ZADD', q, ticket, member)
+          redis.call('ZADD', KEYS[3 * n + i], server_ms() + lease, member)
+          redis.call('PEXPIRE', q, lease)
+          redis.call('PEXPIRE', KEYS[3 * n + i], lease)
+        end
         local head = redis.call('ZRANGE', q, 0, 0)[1]
         if head and head ~= member then
           -- A free key with someone queued ahead: it goes to the head.
