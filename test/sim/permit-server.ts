@@ -65,6 +65,20 @@ export class PermitServer {
     this.#data.clear();
   }
 
+  /** False while the process is down: requests get a connection error, nothing runs. */
+  up = true;
+
+  /** The process dies: every key is gone, connections fail until `restart()`. */
+  crash(): void {
+    this.up = false;
+    this.wipe();
+  }
+
+  /** The process is back, empty. */
+  restart(): void {
+    this.up = true;
+  }
+
   /** Runs permits.lua atomically, with the server's time frozen as Redis does. */
   run(keys: readonly string[], argv: readonly string[]): unknown {
     this.#now = Math.floor(this.clock.wallNow());
@@ -379,7 +393,7 @@ class PermitLink implements LockNode {
   run(script: Script, keys: readonly string[], args: readonly string[]): Promise<unknown> {
     if (script.name !== 'permits') return Promise.reject(new Error(`no ${script.name} here`));
     const { sched } = this.server;
-    return new Promise((resolve) => {
+    return new Promise((resolve, reject) => {
       // The request runs as the server's event (held while it is paused), the
       // reply as the client's. In order, a request never overtakes an earlier
       // one (an undo travels behind the acquire it undoes), nor a reply an
@@ -388,6 +402,13 @@ class PermitLink implements LockNode {
       const arrival = Math.max(sched.now + this.delay(), floor(this.#lastRequest));
       this.#lastRequest = arrival;
       sched.at(arrival, this.server.id, () => {
+        if (!this.server.up) {
+          // A dead process: the connection is refused or reset.
+          sched.after(this.delay(), this.client, () =>
+            reject(new Error(`${this.server.id}: connection refused`)),
+          );
+          return;
+        }
         const reply = this.server.run(keys, args);
         const back = Math.max(sched.now + this.delay(), floor(this.#lastReply));
         this.#lastReply = back;

@@ -2,7 +2,8 @@
  * Semaphores and read-write locks in the simulation (test/sim/permit-server.ts
  * runs permits.lua's logic): independent clients on their own clocks, nodes
  * whose clocks run within the drift allowance, random message delays, nodes
- * paused and resumed (their late answers included). On the true timeline, a
+ * paused and resumed (their late answers included), nodes that crash and come
+ * back empty after the ttl. On the true timeline, a
  * permit counts from the moment acquire resolved until release was called or
  * its validity ended, whichever is first; the checkers assert that no more
  * than `limit` permits of a semaphore are held at once, that a writer is
@@ -41,6 +42,11 @@ interface Scenario {
   /** False: requests and replies may overtake earlier ones (resent after a redirect). */
   readonly inOrder: boolean;
   readonly pauses: ReadonlyArray<{ node: number; at: number; length: number }>;
+  /**
+   * Nodes that crash and come back empty, as docs/safety.md §2 allows: only
+   * after every permit they held has expired (down for longer than the ttl).
+   */
+  readonly restarts?: ReadonlyArray<{ node: number; at: number; extra: number }>;
   readonly clients: ReadonlyArray<readonly Op[]>;
   /** Canary: wipe a majority of nodes at this true time (breaks §6's assumption). */
   readonly wipeAt?: number;
@@ -84,6 +90,14 @@ function scenario(kinds: readonly Kind[]): fc.Arbitrary<Scenario> {
         }),
         { maxLength: 3 },
       ),
+      restarts: fc.array(
+        fc.record({
+          node: fc.integer({ min: 0, max: 4 }),
+          at: fc.integer({ min: 0, max: 1_500 }),
+          extra: fc.integer({ min: 0, max: 300 }),
+        }),
+        { maxLength: 2 },
+      ),
       clientCount: fc.integer({ min: 2, max: 6 }),
     })
     .chain(({ clientCount, rates, ...s }) =>
@@ -110,6 +124,13 @@ async function run(s: Scenario): Promise<Held[]> {
       const server = servers[p.node % s.nodes]!;
       sched.at(p.at, 'faults', () => sched.pause(server.id));
       sched.at(p.at + p.length, 'faults', () => sched.resume(server.id));
+    }
+    for (const r of s.restarts ?? []) {
+      const server = servers[r.node % s.nodes]!;
+      // Down longer than the ttl on every clock (rates within 0.4%) and the drift allowance.
+      const down = Math.ceil(s.ttl * 1.01) + 2 + r.extra;
+      sched.at(r.at, 'faults', () => server.crash());
+      sched.at(r.at + down, 'faults', () => server.restart());
     }
     if (s.wipeAt !== undefined) {
       sched.at(s.wipeAt, 'faults', () => {
