@@ -327,10 +327,9 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
     if (a.signal?.aborted) throw a.signal.reason;
     const clock = this.#clock;
     const controller = new AbortController();
-    const onAbort = () => controller.abort(a.signal!.reason);
-    a.signal?.addEventListener('abort', onAbort, { once: true });
     this.#aborts.add(controller);
-    const signal = controller.signal;
+    // Derived, not listened to: many waiters may share the caller's signal.
+    const signal = a.signal ? AbortSignal.any([a.signal, controller.signal]) : controller.signal;
     const deadline = clock.now() + a.wait;
     const wake = new Wakeup(clock);
     for (const r of a.resources) {
@@ -381,7 +380,6 @@ export class BackendProvider<H, S extends LockState = LockState> implements Lock
       }
     } finally {
       if (waiting) publish('wait', () => ({ resources: a.resources, waiting: false }));
-      a.signal?.removeEventListener('abort', onAbort);
       this.#aborts.delete(controller);
       wake.dispose();
       for (const r of a.resources) {

@@ -345,7 +345,8 @@ export class PermitEngine implements PermitSource {
       hint: '',
     };
     const { clock, settings } = host;
-    const signal = a.signal ? AbortSignal.any([a.signal, host.closing]) : host.closing;
+    // One signal per acquisition: its waits listen to it, not to the shared ones.
+    const signal = AbortSignal.any(a.signal ? [a.signal, host.closing] : [host.closing]);
     const deadline = clock.now() + a.wait;
     const timeout = this.#timeout(a.ttl);
     const wake = new Wakeup(

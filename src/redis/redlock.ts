@@ -507,12 +507,10 @@ export class Redlock implements LockProvider {
     const { a } = plan;
     const clock = this.#clock;
     const controller = new AbortController();
-    const onAbort = () => controller.abort(a.signal!.reason);
-    a.signal?.addEventListener('abort', onAbort, { once: true });
     this.#aborts.add(controller);
-    if (a.signal?.aborted) controller.abort(a.signal.reason);
     if (this.#closed) controller.abort(new ClosedError());
-    const signal = controller.signal;
+    // Derived, not listened to: many waiters may share the caller's signal.
+    const signal = a.signal ? AbortSignal.any([a.signal, controller.signal]) : controller.signal;
     const deadline = clock.now() + a.wait;
     // Wake once every node announced our turn, shortly after a quorum did, or
     // a little later after the first notice: claiming on every node keeps the
@@ -641,7 +639,6 @@ export class Redlock implements LockProvider {
       }
     } finally {
       publish('wait', () => ({ resources: a.resources, waiting: false }));
-      a.signal?.removeEventListener('abort', onAbort);
       this.#aborts.delete(controller);
       wake.dispose();
       if (plan.member) {

@@ -172,6 +172,35 @@ export function describeProviderContract(name: string, start: () => Promise<Cont
       await again!.release();
     });
 
+    it('lets many waiters share one AbortSignal without a listener warning, and aborts them all', async () => {
+      const resource = fresh('shared-signal');
+      const [a, b] = [await open(), await open()];
+      const held = await a.acquire(resource);
+      const warnings: Error[] = [];
+      const onWarning = (w: Error) => warnings.push(w);
+      process.on('warning', onWarning);
+      try {
+        const controller = new AbortController();
+        const reason = new Error('the batch was cancelled');
+        const waiting = Array.from({ length: 25 }, () =>
+          b.acquire(resource, { wait: 30_000, signal: controller.signal }),
+        );
+        await sleep(100);
+        controller.abort(reason);
+        const settled = await Promise.allSettled(waiting);
+        expect(settled.every((r) => r.status === 'rejected' && r.reason === reason)).toBe(true);
+        // Warnings are emitted on the next tick.
+        await sleep(10);
+        expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+      } finally {
+        process.off('warning', onWarning);
+        await held.release();
+      }
+      const next = await b.tryAcquire(resource);
+      expect(next).not.toBeNull();
+      await next!.release();
+    });
+
     it('waits for a holder and gets the lock once it is released', async () => {
       const resource = fresh('handoff');
       const [a, b] = [await open(), await open()];

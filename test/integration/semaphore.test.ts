@@ -198,6 +198,34 @@ describe('semaphore: waiting', () => {
   });
 });
 
+describe('semaphore: many waiters on one Redlock', () => {
+  it('serves 25 waiters of one instance without a listener warning', async () => {
+    const redlock = client();
+    const semaphore = redlock.semaphore('many', { limit: 2 });
+    const warnings: Error[] = [];
+    const onWarning = (w: Error) => warnings.push(w);
+    process.on('warning', onWarning);
+    try {
+      const held = await Promise.all([semaphore.acquire(), semaphore.acquire()]);
+      let served = 0;
+      const waiting = Array.from({ length: 25 }, async () => {
+        const permit = await semaphore.acquire({ wait: 30_000 });
+        served++;
+        await permit.release();
+      });
+      await sleep(100);
+      for (const permit of held) await permit.release();
+      await Promise.all(waiting);
+      expect(served).toBe(25);
+      // Warnings are emitted on the next tick.
+      await sleep(10);
+      expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
+
 describe('semaphore: holding', () => {
   it('fires the signal when a paused majority lets the permit lapse', async () => {
     const semaphore = client().semaphore('lapse', { limit: 2 });

@@ -336,11 +336,13 @@ export class SimServer {
   }
 
   /** Subscribes `listener` to `channel` for `link`'s client; resolves once active. */
-  subscribe(link: Link, channel: string, listener: (value?: string) => void, signal: AbortSignal) {
+  subscribe(link: Link, channel: string, listener: (value?: string) => void, shared: AbortSignal) {
     if (!this.#up) {
       return Promise.reject(new NodeUnavailableError(`${this.id} is not connected (reconnecting)`));
     }
-    if (signal.aborted) return Promise.reject(signal.reason);
+    if (shared.aborted) return Promise.reject(shared.reason);
+    // As raceSignal does: listen to a derived signal, not to the instance's shared one.
+    const signal = AbortSignal.any([shared]);
     return new Promise<() => void>((resolve, reject) => {
       const sub: Subscription = { client: link.client, listener };
       const unsubscribe = () => this.#subs.get(channel)?.delete(sub);
