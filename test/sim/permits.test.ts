@@ -43,8 +43,9 @@ interface Scenario {
   readonly inOrder: boolean;
   readonly pauses: ReadonlyArray<{ node: number; at: number; length: number }>;
   /**
-   * Nodes that crash and come back empty, as docs/safety.md §2 allows: only
-   * after every permit they held has expired (down for longer than the ttl).
+   * Nodes that crash and come back empty, as docs/safety.md §2 and §6 allow:
+   * only after every permit they held has expired and long enough for a fresh
+   * fence counter to start above every token issued before.
    */
   readonly restarts?: ReadonlyArray<{ node: number; at: number; extra: number }>;
   readonly clients: ReadonlyArray<readonly Op[]>;
@@ -127,8 +128,11 @@ async function run(s: Scenario): Promise<Held[]> {
     }
     for (const r of s.restarts ?? []) {
       const server = servers[r.node % s.nodes]!;
-      // Down longer than the ttl on every clock (rates within 0.4%) and the drift allowance.
-      const down = Math.ceil(s.ttl * 1.01) + 2 + r.extra;
+      // Down longer than the ttl on every clock (rates within 0.4%) and the
+      // drift allowance, and, for the fence counter it lost, longer than the
+      // node clocks differ (20 ms apart, 0.8% of a few seconds) plus 1 s
+      // (docs/safety.md §6, restart condition 3).
+      const down = Math.max(Math.ceil(s.ttl * 1.01) + 2, 1_100) + r.extra;
       sched.at(r.at, 'faults', () => server.crash());
       sched.at(r.at + down, 'faults', () => server.restart());
     }
