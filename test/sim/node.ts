@@ -542,6 +542,14 @@ export class SimServer {
         const until = this.#nowMs() + graceNum;
         if (lease < until) this.#zadd(e, until, member);
       }
+      // Its ticket rises to the one the other nodes gave it.
+      const q = keys[2 * n]!;
+      const mine = this.#zscore(q, member);
+      if (mine !== null) {
+        const proposal = luaToNumber(argv[6]);
+        if (proposal === null) throw new SimReplyError('ERR attempt to compare nil with number');
+        if (proposal > mine) this.#zadd(q, proposal, member);
+      }
       const f = this.#get(keys[n]!);
       return [2, this.#pttl(keys[0]!), luaInteger(luaToNumber(f ?? '') ?? 0)];
     }
@@ -571,16 +579,23 @@ export class SimServer {
     if (!taken) {
       for (let i = 0; i < n; i++) {
         const { k, q, e } = at(i);
-        if (!this.#exists(q)) continue;
+        // A waiter with a ticket counts as queued even where its entry is gone.
+        if (!this.#exists(q)) {
+          if (member === '') continue;
+          const t = luaToNumber(argv[6]);
+          if (t === null) throw new SimReplyError('ERR attempt to compare nil with number');
+          if (!(t > 0)) continue;
+        }
         queued.add(i);
         if (member === '') {
           taken = true;
         } else if (this.#get(k) === null) {
           this.#purge(q, e);
-          // A waiter with a ticket goes back in its place before a free key is handed on.
+          // A waiter with a ticket goes in its place before a free key is handed on.
           const ticket = luaToNumber(argv[6]);
           if (ticket === null) throw new SimReplyError('ERR attempt to compare nil with number');
-          if (ticket > 0 && this.#zscore(q, member) === null) {
+          const mine = this.#zscore(q, member);
+          if (ticket > 0 && mine === null) {
             const lease = luaToNumber(argv[7]);
             if (lease === null)
               throw new SimReplyError(
@@ -590,6 +605,8 @@ export class SimServer {
             this.#zadd(e, this.#nowMs() + lease, member);
             this.#pexpire(q, luaNumberArg(lease));
             this.#pexpire(e, luaNumberArg(lease));
+          } else if (mine !== null && ticket > mine) {
+            this.#zadd(q, ticket, member);
           }
           const head = this.#zrange(q, 0, 0)[0];
           if (head !== undefined && head !== member) {

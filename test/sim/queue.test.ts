@@ -287,6 +287,157 @@ describe('fair waiting: failing cases found by the properties (scripts and clien
     expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
   });
 
+  it('raises the ticket of a waiter that keeps asking for the lock one node handed it (I6)', async () => {
+    // No fault, three nodes. c4's release at 301 ms hands the lock to a
+    // different waiter on each node: each node had queued c0, c1 and c3 in
+    // the order their first requests arrived. The waiters agree on tickets
+    // afterwards (c3 2, c0 and c1 3), but a waiter that asks for the lock a
+    // node handed it kept its first ticket there (c0 1 on n0, c1 1 on n2), so
+    // each node handed the lock back to its own first waiter every time the
+    // hand-over ran out: nobody reached a quorum for 1.2 s (I6). Asking for
+    // a handed-over lock now raises the waiter's ticket there as any round does.
+    const s: Scenario = {
+      seed: 2113929211,
+      options: {
+        ttl: 150,
+        nodeTimeout: 8,
+        driftFactor: 0.01,
+        driftMs: 2,
+        retry: { minDelay: 1, maxDelay: 1, factor: 2 },
+      },
+      nodes: [
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 1.00041 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+      ],
+      clients: [
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 2.4, replyDelay: 0.4, jitter: 1.6 },
+          startAt: 299,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 0, rate: 0.99959 },
+          link: { requestDelay: 0.5, replyDelay: 2.1, jitter: 1.8 },
+          startAt: 300,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 84, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 750, rate: 1.00224 },
+          link: { requestDelay: 0.1, replyDelay: 0.7, jitter: 1.3 },
+          startAt: 150,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 89, writes: 0, think: 75 },
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 1.2, replyDelay: 0.1, jitter: 0.7 },
+          startAt: 300,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 0.3, replyDelay: 2.3, jitter: 1.6 },
+          startAt: 297,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+      ],
+      faults: [],
+      probes: true,
+      fairness: { after: 35.6, gap: 1075 },
+    };
+    const r = await runScenario(s);
+    expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
+  });
+
+  it('takes a free key as handed over where a waiter with a ticket is no longer queued (I6)', async () => {
+    // No fault, three nodes. c0, first in line, was handed the lock by n0
+    // while n1, whose queue was empty, granted its round's own value: one
+    // grant of each kind, no quorum of either, and the next waiter got both
+    // nodes first (I6: c1 served at 1080 ms before c0, queued since 415 ms).
+    // A waiter with a ticket now counts as queued on every node: a free key
+    // is taken as handed over there too, so its grants add up.
+    const s: Scenario = {
+      seed: 1997870570,
+      options: {
+        ttl: 150,
+        nodeTimeout: 8,
+        driftFactor: 0.01,
+        driftMs: 2,
+        retry: { minDelay: 1, maxDelay: 1, factor: 2 },
+      },
+      nodes: [
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1699999999999, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+      ],
+      clients: [
+        {
+          clock: { offset: 0, rate: 0.99944 },
+          link: { requestDelay: 2, replyDelay: 1.3, jitter: 0.3 },
+          startAt: 215,
+          program: [
+            { kind: 'using', resources: ['a'], wait: 30000, hold: 106, writes: 0, think: 0 },
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 0, rate: 0.99972 },
+          link: { requestDelay: 0.1, replyDelay: 0.1, jitter: 1.9 },
+          startAt: 179,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 17, writes: 0, think: 24 },
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 72, writes: 0, think: 0 },
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 0.1, replyDelay: 0.1, jitter: 0 },
+          startAt: 273,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 96, writes: 0, think: 0 },
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 753, rate: 1 },
+          link: { requestDelay: 2.3, replyDelay: 0.1, jitter: 1.1 },
+          startAt: 45,
+          program: [
+            { kind: 'using', resources: ['a'], wait: 30000, hold: 99, writes: 0, think: 45 },
+            { kind: 'using', resources: ['a'], wait: 30000, hold: 65, writes: 0, think: 5 },
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 30000,
+              hold: 0,
+              writes: 0,
+              think: 0,
+              abandon: true,
+            },
+          ],
+        },
+      ],
+      faults: [],
+      probes: true,
+      fairness: { after: 30.799999999999997, gap: 1067 },
+    };
+    const r = await runScenario(s);
+    expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
+  });
+
   it('leaves no lock handed over to a waiter that already acquired on its first round (I5)', async () => {
     // c1's first round (a \`using\`, so a waiter) is refused on n1 and n3,
     // where it is queued, and granted on n0, n2 and n4: it holds the lock and

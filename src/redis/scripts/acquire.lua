@@ -137,11 +137,18 @@ for i = 1, n do
     -- The waiter already holds the lock it was handed: report it. Only its
     -- lease is renewed, to the grace: a head that keeps asking stays first in
     -- line (when the handover runs out, the node hands it to the same waiter
-    -- again, as the others do), one that stops asking drops out.
+    -- again, as the others do), one that stops asking drops out. Its ticket
+    -- rises to the one the other nodes gave it, as a refused round's does:
+    -- when the handover runs out, the node hands it to the waiter the others
+    -- put first.
     local e = KEYS[3 * n + i]
     local lease = redis.call('ZSCORE', e, member)
     if lease and tonumber(lease) < server_ms() + grace then
       redis.call('ZADD', e, server_ms() + grace, member)
+    end
+    local mine = redis.call('ZSCORE', KEYS[2 * n + i], member)
+    if mine and tonumber(ARGV[7]) > tonumber(mine) then
+      redis.call('ZADD', KEYS[2 * n + i], ARGV[7], member)
     end
     return {2, redis.call('PTTL', KEYS[i]), tonumber(redis.call('GET', KEYS[n + i])) or 0}
   end
@@ -160,22 +167,29 @@ local queued = {}
 if not taken then
   for i = 1, n do
     local q = KEYS[2 * n + i]
-    if redis.call('EXISTS', q) == 1 then
+    -- A waiter with a ticket counts as queued even where its entry is gone:
+    -- it is put back below, and takes a free key the way the other nodes hand
+    -- it on (as handed over), so that its grants can add up to a quorum.
+    if redis.call('EXISTS', q) == 1 or (member ~= '' and tonumber(ARGV[7]) > 0) then
       queued[i] = true
       if member == '' then
         taken = true
       elseif not redis.call('GET', KEYS[i]) then
         purge(i)
-        -- A waiter with a ticket goes back in its place before a free key is
-        -- handed on: its entry here may be gone (a grant of its failed round
-        -- took it out), and a waiter queued behind it must not be served first.
+        -- A waiter with a ticket goes in its place before a free key is handed
+        -- on: its entry here may be gone (a grant of its failed round took it
+        -- out) or behind the ticket the other nodes gave it, and a waiter
+        -- queued behind it must not be served first, nor one ahead of it last.
         local ticket = tonumber(ARGV[7])
-        if ticket > 0 and not redis.call('ZSCORE', q, member) then
+        local mine = redis.call('ZSCORE', q, member)
+        if ticket > 0 and not mine then
           local lease = tonumber(ARGV[8])
           redis.call('ZADD', q, ticket, member)
           redis.call('ZADD', KEYS[3 * n + i], server_ms() + lease, member)
           redis.call('PEXPIRE', q, lease)
           redis.call('PEXPIRE', KEYS[3 * n + i], lease)
+        elseif mine and ticket > tonumber(mine) then
+          redis.call('ZADD', q, ticket, member)
         end
         local head = redis.call('ZRANGE', q, 0, 0)[1]
         if head and head ~= member then
