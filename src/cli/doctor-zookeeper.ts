@@ -22,7 +22,8 @@ export interface ZooKeeperDoctorOptions {
 }
 
 /** What one server said. */
-interface ServerView {
+/** What doctor learned of one listed server. @internal */
+export interface ServerView {
   readonly node: string;
   readonly checks: Check[];
   mode?: string;
@@ -146,13 +147,21 @@ async function probeServer(node: string, options: ZooKeeperDoctorOptions): Promi
   return view;
 }
 
-function ensembleChecks(views: readonly ServerView[], members: number, quorum: number): Check[] {
+/** The ensemble-wide checks from the views of the listed servers. @internal */
+export function ensembleChecks(
+  views: readonly ServerView[],
+  members: number,
+  quorum: number,
+): Check[] {
   const checks: Check[] = [];
   const serving = views.filter((v) => v.mode !== undefined);
   const leaders = serving.filter((v) => v.mode === 'leader' || v.mode === 'standalone');
   const known = views.some((v) => v.members !== undefined);
+  // More listed servers down than the ensemble can lose: no quorum, even if a
+  // survivor has not noticed yet (it keeps its role until its sync timeout).
+  const lost = known && views.length - serving.length > members - quorum;
   checks.push(
-    serving.length > 0
+    serving.length > 0 && !lost
       ? {
           name: 'quorum',
           status: 'pass',
@@ -163,7 +172,10 @@ function ensembleChecks(views: readonly ServerView[], members: number, quorum: n
       : {
           name: 'quorum',
           status: 'fail',
-          detail: 'no listed server serves requests: the ensemble has no quorum',
+          detail:
+            serving.length > 0
+              ? `${views.length - serving.length} of ${views.length} listed servers do not serve; an ensemble of ${members} needs ${quorum}: no quorum`
+              : 'no listed server serves requests: the ensemble has no quorum',
           fix: known
             ? `bring a majority (${quorum} of ${members}) of the servers up`
             : 'bring a majority of the servers up',
