@@ -12,6 +12,14 @@ import fc from 'fast-check';
 import { expect, it } from 'vitest';
 import { countByInvariant, type Invariant } from './checker.js';
 import {
+  fenceDisorder,
+  mostAtOnce,
+  type PermitScenario,
+  permitScenario,
+  runPermits,
+  writerOverlaps,
+} from './permit-world.js';
+import {
   CANARIES,
   type CanaryKind,
   canaryScenario,
@@ -74,6 +82,31 @@ const FAMILIES = [
   })),
 ] as const;
 
+/**
+ * Semaphores and read-write locks (test/sim/permit-world.ts). In the table, a
+ * semaphore held by more than `limit` holders, or a writer held beside anyone,
+ * counts under I1 (exclusion); a writer's token out of order under I2.
+ */
+const PERMIT_FAMILIES = [
+  {
+    name: 'semaphore',
+    weight: 1,
+    permits: 'semaphore',
+    arb: permitScenario(['permit']),
+    replay: 'permits.test.ts -t "never has more than limit"',
+  },
+  {
+    name: 'read-write lock',
+    weight: 1,
+    permits: 'rwlock',
+    arb: permitScenario(['read', 'read', 'write']),
+    replay: 'permits.test.ts -t "never has a writer"',
+  },
+] as const;
+
+type Family = (typeof FAMILIES)[number] | (typeof PERMIT_FAMILIES)[number];
+const ALL: readonly Family[] = [...FAMILIES, ...PERMIT_FAMILIES];
+
 /** Per family: runs, and violations by invariant (for canaries, I1 counts detections). */
 interface FamilyReport {
   runs: number;
@@ -111,15 +144,15 @@ it('soaks the simulation', async () => {
     report.elapsedMs = performance.now() - started;
     if (reportPath) writeFileSync(reportPath, JSON.stringify(report, null, 1));
   };
-  const totalWeight = FAMILIES.reduce((s, f) => s + f.weight, 0);
+  const totalWeight = ALL.reduce((s, f) => s + f.weight, 0);
   let chunk = 0;
   let lastProgress = started;
 
   while (performance.now() < deadline) {
     // A weighted round-robin over the families, chunk by chunk.
     let pick = chunk % totalWeight;
-    let family: (typeof FAMILIES)[number] = FAMILIES[0];
-    for (const f of FAMILIES) {
+    let family: Family = ALL[0]!;
+    for (const f of ALL) {
       family = f;
       pick -= f.weight;
       if (pick < 0) break;
@@ -135,8 +168,40 @@ it('soaks the simulation', async () => {
     const seed = (Date.now() ^ (worker * 0x9e3779b9) ^ (chunk * 0x85ebca6b)) | 0;
     // Counting stops at the first failure of a chunk: shrinking re-runs variants of it.
     let failed = false;
-    const result = await fc.check(
-      fc.asyncProperty(family.arb, async (s: Scenario) => {
+    const checkPermits = async (kind: 'semaphore' | 'rwlock', s: PermitScenario) => {
+      const { held, events } = await runPermits(s);
+      const over = kind === 'semaphore' && mostAtOnce(held) > s.limit ? 1 : 0;
+      const beside = kind === 'rwlock' ? writerOverlaps(held).length : 0;
+      const disorder = kind === 'rwlock' ? fenceDisorder(held).length : 0;
+      const ok = over + beside + disorder === 0;
+      if (!failed) {
+        fr.runs++;
+        report.events += events;
+        const faults: Record<string, number> = {
+          'node pause': s.pauses.length,
+          'crash (data lost)': s.restarts?.length ?? 0,
+        };
+        for (const [kind, n] of Object.entries(faults)) {
+          report.faults[`${kind} (permits)`] = (report.faults[`${kind} (permits)`] ?? 0) + n;
+        }
+        fr.violations.I1 += over + beside;
+        fr.violations.I2 += disorder;
+        if (!ok) failed = true;
+      }
+      return ok;
+    };
+    const property: fc.IAsyncProperty<[PermitScenario] | [Scenario]> = (
+      'permits' in family
+        ? fc.asyncProperty(family.arb, (s: PermitScenario) => checkPermits(family.permits, s))
+        : worldProperty(family)
+    ) as fc.IAsyncProperty<[PermitScenario] | [Scenario]>;
+    const result = await fc.check(property, {
+      numRuns: 20,
+      seed,
+      interruptAfterTimeLimit: 5 * 60_000,
+    });
+    function worldProperty(family: (typeof FAMILIES)[number]) {
+      return fc.asyncProperty(family.arb, async (s: Scenario) => {
         const r = await runScenario(s);
         const c = countByInvariant(r.violations);
         let ok: boolean;
@@ -168,9 +233,8 @@ it('soaks the simulation', async () => {
           if (!ok) failed = true;
         }
         return ok;
-      }),
-      { numRuns: 20, seed, interruptAfterTimeLimit: 5 * 60_000 },
-    );
+      });
+    }
     if (result.failed) {
       const error =
         result.counterexample === null
