@@ -567,7 +567,9 @@ export class SimServer {
       }
       if (v !== null && v !== mark && !v.startsWith(prefix)) {
         taken = true;
-        const pttl = this.#pttl(at(i).k);
+        // A key at its expiry instant is in the way for one more millisecond.
+        const remaining = this.#pttl(at(i).k);
+        const pttl = remaining === 0 ? 1 : remaining;
         // For a waiter, turns and handed-over locks are not holders; for a caller that does not wait they are.
         if (member !== '' && (v.startsWith('~turn~') || v.endsWith('.g'))) {
           if (pttl > turnTtl) turnTtl = pttl;

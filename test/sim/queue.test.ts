@@ -438,6 +438,99 @@ describe('fair waiting: failing cases found by the properties (scripts and clien
     expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
   });
 
+  it('waits one millisecond, not a queue refresh, for a hand-over key at its expiry instant (I6)', async () => {
+    // No fault. c3 walked away from a lock handed to it; c0 asked at the very
+    // millisecond the key expired on two nodes. Redis keeps a key until its
+    // expiry time has passed, so the key was there with a PTTL of 0, which the
+    // reply reported as no turn in the way at all: c0 slept a whole queue
+    // refresh and the lock stayed free for 1 099 ms (I6 bound 1 060 ms).
+    const s: Scenario = {
+      seed: 0,
+      options: {
+        ttl: 150,
+        nodeTimeout: 8,
+        driftFactor: 0.01,
+        driftMs: 2,
+        retry: { minDelay: 1, maxDelay: 1, factor: 2 },
+      },
+      nodes: [
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+        { clock: { wallOffset: 1700000000000, rate: 1 } },
+      ],
+      clients: [
+        {
+          clock: { offset: 0, rate: 1.00111 },
+          link: { requestDelay: 0.1, replyDelay: 0.1, jitter: 0 },
+          startAt: 220,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 101, writes: 0, think: 1 },
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 30000,
+              hold: 2,
+              writes: 0,
+              think: 82,
+              abandon: true,
+            },
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 0.1, replyDelay: 0.8, jitter: 0.5 },
+          startAt: 159,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 12, writes: 0, think: 9 },
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 17, writes: 0, think: 0 },
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 0, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 0, rate: 1 },
+          link: { requestDelay: 0.1, replyDelay: 2.2, jitter: 0.4 },
+          startAt: 182,
+          program: [
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 30000,
+              hold: 0,
+              writes: 0,
+              think: 2,
+              abandon: true,
+            },
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 81, writes: 0, think: 0 },
+          ],
+        },
+        {
+          clock: { offset: 0, rate: 0.99894 },
+          link: { requestDelay: 2.3, replyDelay: 0.1, jitter: 0.3 },
+          startAt: 280,
+          program: [
+            { kind: 'acquire', resources: ['a'], wait: 30000, hold: 145, writes: 0, think: 39 },
+            {
+              kind: 'acquire',
+              resources: ['a'],
+              wait: 30000,
+              hold: 0,
+              writes: 0,
+              think: 0,
+              abandon: true,
+            },
+          ],
+        },
+      ],
+      faults: [],
+      probes: true,
+      fairness: { after: 26.3, gap: 1060 },
+    };
+    const r = await runScenario(s);
+    expect(r.violations.length + r.problems.length, explain(s, r)).toBe(0);
+  });
+
   it('leaves no lock handed over to a waiter that already acquired on its first round (I5)', async () => {
     // c1's first round (a \`using\`, so a waiter) is refused on n1 and n3,
     // where it is queued, and granted on n0, n2 and n4: it holds the lock and

@@ -155,6 +155,9 @@ for i = 1, n do
   if v and v ~= mark and string.sub(v, 1, #prefix) ~= prefix then
     taken = true
     local pttl = redis.call('PTTL', KEYS[i])
+    -- A key at its expiry instant still exists (Redis expires it once past):
+    -- it is in the way for one more millisecond, not for none.
+    if pttl == 0 then pttl = 1 end
     if member ~= '' and (string.sub(v, 1, 6) == '~turn~' or string.sub(v, -2) == '.g') then
       if pttl > turn_ttl then turn_ttl = pttl end
     elseif pttl > holder_ttl then
