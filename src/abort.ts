@@ -4,12 +4,12 @@
 
 /**
  * Settles like `promise`, or rejects with the signal's reason as soon as
- * `signal` aborts. It listens to a signal derived from `signal`, never to
- * `signal` itself: callers may share one signal among many operations.
+ * `signal` aborts. It listens to `signal`: pass a signal that many operations
+ * share (the caller's, an instance's closing signal) through
+ * `AbortSignal.any([shared])`, so that they do not pile listeners on it.
  */
-export function raceSignal<T>(promise: Promise<T>, shared: AbortSignal): Promise<T> {
-  if (shared.aborted) return Promise.reject(shared.reason);
-  const signal = AbortSignal.any([shared]);
+export function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
   return new Promise((resolve, reject) => {
     const onAbort = () => reject(signal.reason);
     signal.addEventListener('abort', onAbort, { once: true });

@@ -21,7 +21,6 @@ export interface ZooKeeperDoctorOptions {
   readonly ttl: number;
 }
 
-/** What one server said. */
 /** What doctor learned of one listed server. @internal */
 export interface ServerView {
   readonly node: string;

@@ -361,7 +361,8 @@ export class RedisNode implements LockNode {
             `${this.id} subscriber is not connected (${subscriber.status})`,
           );
         }
-        await raceSignal(subscriber.subscribe(channel), signal);
+        // `signal` is the instance's closing signal: follow it through a derived one.
+        await raceSignal(subscriber.subscribe(channel), AbortSignal.any([signal]));
       } catch (err) {
         unsubscribe();
         throw err;

@@ -452,7 +452,8 @@ export class Redlock implements LockProvider {
     if (a.signal?.aborted) throw a.signal.reason;
     if (!this.#allConnected) {
       const connecting = this.#firstConnection();
-      await (a.signal ? raceSignal(connecting, a.signal) : connecting);
+      // The caller's signal may be shared by many acquires: follow it through a derived one.
+      await (a.signal ? raceSignal(connecting, AbortSignal.any([a.signal])) : connecting);
     }
     const prefix = randomBytes(16).toString('base64url');
     // A release can hand the lock itself only to a waiter for one resource with fencing on.

@@ -511,6 +511,35 @@ export class SimServer {
     return f;
   }
 
+  /** acquire.lua's place(): the waiter at its ticket in queue `q`, and back in it (`back`). */
+  #place(
+    { q, e }: { q: string; e: string },
+    member: string,
+    argv: readonly string[],
+    back: boolean,
+  ): void {
+    const ticket = luaToNumber(argv[6]);
+    const mine = this.#zscore(q, member);
+    const nilCompare = 'ERR attempt to compare nil with number';
+    if (mine !== null) {
+      if (ticket === null) throw new SimReplyError(nilCompare);
+      if (ticket > mine) this.#zadd(q, ticket, member);
+    } else if (back) {
+      if (ticket === null) throw new SimReplyError(nilCompare);
+      if (ticket > 0) {
+        const lease = luaToNumber(argv[7]);
+        if (lease === null)
+          throw new SimReplyError(
+            "ERR attempt to perform arithmetic on local 'lease' (a nil value)",
+          );
+        this.#zadd(q, ticket, member);
+        this.#zadd(e, this.#nowMs() + lease, member);
+        this.#pexpire(q, luaNumberArg(lease));
+        this.#pexpire(e, luaNumberArg(lease));
+      }
+    }
+  }
+
   // acquire.lua
   #acquire(keys: readonly string[], argv: readonly string[]): RawReply {
     const n = luaForLimit(argv[3]);
@@ -542,29 +571,18 @@ export class SimServer {
         const until = this.#nowMs() + graceNum;
         if (lease < until) this.#zadd(e, until, member);
       }
-      // Its ticket rises to the one the other nodes gave it.
-      const q = keys[2 * n]!;
-      const mine = this.#zscore(q, member);
-      if (mine !== null) {
-        const proposal = luaToNumber(argv[6]);
-        if (proposal === null) throw new SimReplyError('ERR attempt to compare nil with number');
-        if (proposal > mine) this.#zadd(q, proposal, member);
-      }
+      this.#place(at(0), member, argv, false);
       const f = this.#get(keys[n]!);
       return [2, this.#pttl(keys[0]!), luaInteger(luaToNumber(f ?? '') ?? 0)];
     }
 
-    // A leftover of a later round of this acquisition: this request is stale.
-    const round = luaToNumber(argv[0]!.slice(prefix.length + 1));
     let taken = false;
     let holderTtl = -1;
     let turnTtl = 0;
     for (let i = 0; i < n; i++) {
       const v = this.#get(at(i).k);
-      if (v !== null && round !== null && v.startsWith(`${prefix}.`)) {
-        const r = luaToNumber(v.slice(prefix.length + 1));
-        if (r !== null && r > round) return [0, -1, 0, -1, 0];
-      }
+      // A leftover of a later round of this acquisition: this request is stale.
+      if (v !== null && laterRound(prefix, argv[0]!, v)) return [0, -1, 0, -1, 0];
       if (v !== null && v !== mark && !v.startsWith(prefix)) {
         taken = true;
         // A key at its expiry instant is in the way for one more millisecond.
@@ -594,22 +612,7 @@ export class SimServer {
         } else if (this.#get(k) === null) {
           this.#purge(q, e);
           // A waiter with a ticket goes in its place before a free key is handed on.
-          const ticket = luaToNumber(argv[6]);
-          if (ticket === null) throw new SimReplyError('ERR attempt to compare nil with number');
-          const mine = this.#zscore(q, member);
-          if (ticket > 0 && mine === null) {
-            const lease = luaToNumber(argv[7]);
-            if (lease === null)
-              throw new SimReplyError(
-                "ERR attempt to perform arithmetic on local 'lease' (a nil value)",
-              );
-            this.#zadd(q, ticket, member);
-            this.#zadd(e, this.#nowMs() + lease, member);
-            this.#pexpire(q, luaNumberArg(lease));
-            this.#pexpire(e, luaNumberArg(lease));
-          } else if (mine !== null && ticket > mine) {
-            this.#zadd(q, ticket, member);
-          }
+          this.#place({ q, e }, member, argv, true);
           const head = this.#zrange(q, 0, 0)[0];
           if (head !== undefined && head !== member) {
             // A free key with someone queued ahead: it goes to the head.
@@ -968,6 +971,18 @@ export class SimNode implements LockNode {
   #run(script: ScriptName, keys: readonly string[], args: readonly string[]): Promise<RawReply> {
     return this.server.call(this.#link, script, keys, args);
   }
+}
+
+/**
+ * True when `v` is the value of a round of the acquisition `prefix` later than
+ * that of `value` (`<prefix>.<round>`): the request carrying `value` is stale
+ * (acquire.lua and permits.lua refuse it).
+ */
+export function laterRound(prefix: string, value: string, v: string): boolean {
+  const round = luaToNumber(value.slice(prefix.length + 1));
+  if (round === null || !v.startsWith(`${prefix}.`)) return false;
+  const r = luaToNumber(v.slice(prefix.length + 1));
+  return r !== null && r > round;
 }
 
 /** Lua's tonumber on a string: null (nil) when it is not a number. */

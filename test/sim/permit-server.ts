@@ -12,7 +12,7 @@ import type { LockNode } from '../../src/redis/node.js';
 import type { Script } from '../../src/redis/scripts/index.js';
 import type { Scheduler } from './clock.js';
 import { SimClock } from './clock.js';
-import { luaToNumber } from './node.js';
+import { laterRound } from './node.js';
 
 type Value =
   | { kind: 'hash'; map: Map<string, string> }
@@ -292,12 +292,7 @@ function permits(s: PermitServer, keys: readonly string[], argv: readonly string
   const mark = `~turn~${member}`;
   const ours = (v: string | undefined) => v !== undefined && (v === mark || v.startsWith(prefix));
   // A leftover of a later round: this request was overtaken and changes nothing.
-  const round = luaToNumber(value.slice(prefix.length + 1));
-  const later = (v: string) => {
-    if (round === null || !v.startsWith(`${prefix}.`)) return false;
-    const r = luaToNumber(v.slice(prefix.length + 1));
-    return r !== null && r > round;
-  };
+  const later = (v: string) => laterRound(prefix, value, v);
   let granted: string | false = false;
   if (kind === 's') {
     // HGETALL order is insertion order in a small Redis hash (listpack); the last match wins.

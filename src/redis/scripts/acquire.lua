@@ -69,6 +69,25 @@ local function purge(i)
   end
 end
 
+-- Puts this waiter at its ticket (the highest the nodes gave it) in queue i
+-- where it is queued lower, as every refused round does; with `back`, also
+-- back in the queue where its entry is gone (a grant of its failed round took
+-- it out, or its lease ran out), with a fresh lease.
+local function place(i, back)
+  local q = KEYS[2 * n + i]
+  local ticket = tonumber(ARGV[7])
+  local mine = redis.call('ZSCORE', q, member)
+  if mine then
+    if ticket > tonumber(mine) then redis.call('ZADD', q, ticket, member) end
+  elseif back and ticket > 0 then
+    local e, lease = KEYS[3 * n + i], tonumber(ARGV[8])
+    redis.call('ZADD', q, ticket, member)
+    redis.call('ZADD', e, server_ms() + lease, member)
+    redis.call('PEXPIRE', q, lease)
+    redis.call('PEXPIRE', e, lease)
+  end
+end
+
 -- Advances resource i's fence counter; a missing one is seeded (see below).
 local function bump(i)
   local f = redis.call('INCR', KEYS[n + i])
@@ -146,10 +165,7 @@ for i = 1, n do
     if lease and tonumber(lease) < server_ms() + grace then
       redis.call('ZADD', e, server_ms() + grace, member)
     end
-    local mine = redis.call('ZSCORE', KEYS[2 * n + i], member)
-    if mine and tonumber(ARGV[7]) > tonumber(mine) then
-      redis.call('ZADD', KEYS[2 * n + i], ARGV[7], member)
-    end
+    place(i, false)
     return {2, redis.call('PTTL', KEYS[i]), tonumber(redis.call('GET', KEYS[n + i])) or 0}
   end
   if v and v ~= mark and string.sub(v, 1, #prefix) ~= prefix then
@@ -180,20 +196,9 @@ if not taken then
       elseif not redis.call('GET', KEYS[i]) then
         purge(i)
         -- A waiter with a ticket goes in its place before a free key is handed
-        -- on: its entry here may be gone (a grant of its failed round took it
-        -- out) or behind the ticket the other nodes gave it, and a waiter
-        -- queued behind it must not be served first, nor one ahead of it last.
-        local ticket = tonumber(ARGV[7])
-        local mine = redis.call('ZSCORE', q, member)
-        if ticket > 0 and not mine then
-          local lease = tonumber(ARGV[8])
-          redis.call('ZADD', q, ticket, member)
-          redis.call('ZADD', KEYS[3 * n + i], server_ms() + lease, member)
-          redis.call('PEXPIRE', q, lease)
-          redis.call('PEXPIRE', KEYS[3 * n + i], lease)
-        elseif mine and ticket > tonumber(mine) then
-          redis.call('ZADD', q, ticket, member)
-        end
+        -- on: a waiter queued behind it must not be served first, nor one ahead
+        -- of it last.
+        place(i, true)
         local head = redis.call('ZRANGE', q, 0, 0)[1]
         if head and head ~= member then
           -- A free key with someone queued ahead: it goes to the head.
